@@ -1,0 +1,703 @@
+//! Built-in vectorised aggregates for `count_window` and `agg_window`, and the adapter that
+//! runs any DataFusion aggregate function (including user-defined ones) per window.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, UInt32Array};
+use arrow::compute::{cast, take};
+use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{Accumulator, AggregateUDF, function::AccumulatorArgs};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
+
+use super::rows::{CollectFactory, CollectInto, FirstLastFactory};
+use super::{AggFactory, BatchStore, BatchView, SlotAgg, grow};
+use crate::error::{Result, WindrowError, plan_err};
+
+/// `count_window`'s aggregate: rows per window, whatever their values.
+pub(crate) struct CountFactory;
+
+impl AggFactory for CountFactory {
+    fn result_fields(&self) -> Vec<FieldRef> {
+        vec![Arc::new(Field::new("count", DataType::Int64, false))]
+    }
+    fn create(&self) -> Box<dyn SlotAgg> {
+        Box::new(RowCount { counts: Vec::new() })
+    }
+}
+
+struct RowCount {
+    counts: Vec<i64>,
+}
+
+impl SlotAgg for RowCount {
+    fn ensure_slots(&mut self, n: usize) {
+        grow(&mut self.counts, n, 0);
+    }
+    fn update(
+        &mut self,
+        _: &BatchView<'_>,
+        _rows: &[u32],
+        slots: &[u32],
+        _: &mut BatchStore,
+    ) -> Result<()> {
+        for &s in slots {
+            self.counts[s as usize] += 1;
+        }
+        Ok(())
+    }
+    fn merge(&mut self, target: u32, original: u32, _: &mut BatchStore) -> Result<()> {
+        self.counts[target as usize] += std::mem::take(&mut self.counts[original as usize]);
+        Ok(())
+    }
+    fn evaluate(&mut self, slots: &[u32], _: &mut BatchStore) -> Result<Vec<ArrayRef>> {
+        let out: Int64Array = slots
+            .iter()
+            .map(|&s| std::mem::take(&mut self.counts[s as usize]))
+            .collect();
+        Ok(vec![Arc::new(out)])
+    }
+}
+
+/// An aggregate function for [`Agg`].
+#[derive(Clone, Debug)]
+pub enum AggFunc {
+    /// Rows (no column) or non-null values of a column.
+    Count,
+    /// Sum of non-null values (integers stay `Int64`, others become `Float64`); null if none.
+    Sum,
+    /// Smallest non-null value (floats in total order: NaN above every number).
+    Min,
+    /// Largest non-null value.
+    Max,
+    /// Mean of non-null values as `Float64`.
+    Mean,
+    /// The value of the first applied row.
+    First,
+    /// The value of the last applied row.
+    Last,
+    /// All values, as a list in application order.
+    Collect,
+    /// Any DataFusion aggregate function, built-in or user-defined.
+    Udaf(Arc<AggregateUDF>),
+}
+
+/// One aggregate of `agg_window`: a function over a column, with an optional output name.
+///
+/// ```
+/// use windrow::agg::Agg;
+/// let aggs = [Agg::count(), Agg::sum("value").alias("total"), Agg::mean("value")];
+/// assert_eq!(aggs[1].output_name(), "total");
+/// assert_eq!(aggs[2].output_name(), "mean_value");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Agg {
+    pub(crate) func: AggFunc,
+    pub(crate) column: Option<String>,
+    pub(crate) alias: Option<String>,
+}
+
+impl Agg {
+    /// A function over a column.
+    pub fn new(func: AggFunc, column: impl Into<String>) -> Self {
+        Agg {
+            func,
+            column: Some(column.into()),
+            alias: None,
+        }
+    }
+    /// Rows per window.
+    pub fn count() -> Self {
+        Agg {
+            func: AggFunc::Count,
+            column: None,
+            alias: None,
+        }
+    }
+    /// Non-null values of `column` per window.
+    pub fn count_of(column: impl Into<String>) -> Self {
+        Self::new(AggFunc::Count, column)
+    }
+    /// Sum of `column`.
+    pub fn sum(column: impl Into<String>) -> Self {
+        Self::new(AggFunc::Sum, column)
+    }
+    /// Minimum of `column`.
+    pub fn min(column: impl Into<String>) -> Self {
+        Self::new(AggFunc::Min, column)
+    }
+    /// Maximum of `column`.
+    pub fn max(column: impl Into<String>) -> Self {
+        Self::new(AggFunc::Max, column)
+    }
+    /// Mean of `column`.
+    pub fn mean(column: impl Into<String>) -> Self {
+        Self::new(AggFunc::Mean, column)
+    }
+    /// First value of `column` in application order.
+    pub fn first(column: impl Into<String>) -> Self {
+        Self::new(AggFunc::First, column)
+    }
+    /// Last value of `column` in application order.
+    pub fn last(column: impl Into<String>) -> Self {
+        Self::new(AggFunc::Last, column)
+    }
+    /// List of the values of `column` in application order.
+    pub fn collect(column: impl Into<String>) -> Self {
+        Self::new(AggFunc::Collect, column)
+    }
+    /// A DataFusion aggregate function (e.g. `datafusion::functions_aggregate::median::median_udaf()`).
+    pub fn udaf(udaf: Arc<AggregateUDF>, column: impl Into<String>) -> Self {
+        Self::new(AggFunc::Udaf(udaf), column)
+    }
+    /// Names the output column.
+    pub fn alias(mut self, name: impl Into<String>) -> Self {
+        self.alias = Some(name.into());
+        self
+    }
+
+    /// The output column name: the alias, or `<function>_<column>` (`count` for row counts).
+    pub fn output_name(&self) -> String {
+        if let Some(a) = &self.alias {
+            return a.clone();
+        }
+        let f = match &self.func {
+            AggFunc::Count => "count",
+            AggFunc::Sum => "sum",
+            AggFunc::Min => "min",
+            AggFunc::Max => "max",
+            AggFunc::Mean => "mean",
+            AggFunc::First => "first",
+            AggFunc::Last => "last",
+            AggFunc::Collect => "collect",
+            AggFunc::Udaf(u) => u.name(),
+        };
+        match &self.column {
+            Some(c) => format!("{f}_{c}"),
+            None => f.to_string(),
+        }
+    }
+}
+
+/// `agg_window`'s aggregates bound to an input schema.
+pub(crate) struct BuiltinFactory {
+    parts: Vec<Box<dyn AggFactory>>,
+}
+
+impl BuiltinFactory {
+    pub fn bind(aggs: &[Agg], schema: &SchemaRef) -> Result<Self> {
+        if aggs.is_empty() {
+            return plan_err("agg_window needs at least one aggregate");
+        }
+        let mut parts: Vec<Box<dyn AggFactory>> = Vec::new();
+        for agg in aggs {
+            let name = agg.output_name();
+            let Some(col) = &agg.column else {
+                match agg.func {
+                    AggFunc::Count => {
+                        parts.push(Box::new(Renamed {
+                            inner: Box::new(CountFactory),
+                            name,
+                        }));
+                        continue;
+                    }
+                    _ => return plan_err(format!("aggregate `{name}` needs a column")),
+                }
+            };
+            let Ok(index) = schema.index_of(col) else {
+                return plan_err(format!(
+                    "aggregate `{name}`: column \"{col}\" not found in the input"
+                ));
+            };
+            let dt = schema.field(index).data_type().clone();
+            let numeric = dt.is_numeric();
+            let part: Box<dyn AggFactory> = match &agg.func {
+                AggFunc::Count => Box::new(NumericFactory {
+                    index,
+                    kind: Kind::CountNonNull,
+                    name,
+                    int: true,
+                }),
+                AggFunc::Sum | AggFunc::Min | AggFunc::Max | AggFunc::Mean => {
+                    if !numeric {
+                        return plan_err(format!(
+                            "aggregate `{name}`: column \"{col}\" has type {dt}; sum/min/max/mean need a numeric column \
+                             (use a DataFusion aggregate via Agg::udaf for other types)"
+                        ));
+                    }
+                    let int = dt.is_integer();
+                    let kind = match agg.func {
+                        AggFunc::Sum => Kind::Sum,
+                        AggFunc::Min => Kind::Min,
+                        AggFunc::Max => Kind::Max,
+                        _ => Kind::Mean,
+                    };
+                    Box::new(NumericFactory {
+                        index,
+                        kind,
+                        name,
+                        int: int && kind != Kind::Mean,
+                    })
+                }
+                AggFunc::First | AggFunc::Last => Box::new(FirstLastFactory {
+                    index,
+                    last: matches!(agg.func, AggFunc::Last),
+                    name,
+                    schema: Arc::clone(schema),
+                }),
+                AggFunc::Collect => Box::new(CollectFactory::column(
+                    index,
+                    name,
+                    CollectInto::List,
+                    schema,
+                )),
+                AggFunc::Udaf(udaf) => {
+                    Box::new(UdafFactory::bind(Arc::clone(udaf), index, name, schema)?)
+                }
+            };
+            parts.push(part);
+        }
+        Ok(BuiltinFactory { parts })
+    }
+}
+
+impl AggFactory for BuiltinFactory {
+    fn result_fields(&self) -> Vec<FieldRef> {
+        self.parts.iter().flat_map(|p| p.result_fields()).collect()
+    }
+    fn create(&self) -> Box<dyn SlotAgg> {
+        Box::new(Composite {
+            parts: self.parts.iter().map(|p| p.create()).collect(),
+        })
+    }
+}
+
+struct Composite {
+    parts: Vec<Box<dyn SlotAgg>>,
+}
+
+impl SlotAgg for Composite {
+    fn ensure_slots(&mut self, n: usize) {
+        self.parts.iter_mut().for_each(|p| p.ensure_slots(n));
+    }
+    fn update(
+        &mut self,
+        b: &BatchView<'_>,
+        rows: &[u32],
+        slots: &[u32],
+        store: &mut BatchStore,
+    ) -> Result<()> {
+        self.parts
+            .iter_mut()
+            .try_for_each(|p| p.update(b, rows, slots, store))
+    }
+    fn merge(&mut self, target: u32, original: u32, store: &mut BatchStore) -> Result<()> {
+        self.parts
+            .iter_mut()
+            .try_for_each(|p| p.merge(target, original, store))
+    }
+    fn evaluate(&mut self, slots: &[u32], store: &mut BatchStore) -> Result<Vec<ArrayRef>> {
+        let mut out = Vec::new();
+        for p in &mut self.parts {
+            out.extend(p.evaluate(slots, store)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Renames the single result column of another factory.
+struct Renamed {
+    inner: Box<dyn AggFactory>,
+    name: String,
+}
+
+impl AggFactory for Renamed {
+    fn result_fields(&self) -> Vec<FieldRef> {
+        self.inner
+            .result_fields()
+            .into_iter()
+            .map(|f| Arc::new(f.as_ref().clone().with_name(self.name.clone())))
+            .collect()
+    }
+    fn create(&self) -> Box<dyn SlotAgg> {
+        self.inner.create()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    CountNonNull,
+    Sum,
+    Min,
+    Max,
+    Mean,
+}
+
+struct NumericFactory {
+    index: usize,
+    kind: Kind,
+    name: String,
+    /// Integer state and output (`Int64`) rather than `Float64`.
+    int: bool,
+}
+
+impl AggFactory for NumericFactory {
+    fn result_fields(&self) -> Vec<FieldRef> {
+        let (dt, nullable) = match (self.kind, self.int) {
+            (Kind::CountNonNull, _) => (DataType::Int64, false),
+            (_, true) => (DataType::Int64, true),
+            (_, false) => (DataType::Float64, true),
+        };
+        vec![Arc::new(Field::new(&self.name, dt, nullable))]
+    }
+    fn create(&self) -> Box<dyn SlotAgg> {
+        Box::new(Numeric {
+            index: self.index,
+            kind: self.kind,
+            int: self.int,
+            i: Vec::new(),
+            f: Vec::new(),
+            n: Vec::new(),
+        })
+    }
+}
+
+/// Sum/min/max/mean/count over one numeric column: columnar state indexed by slot.
+struct Numeric {
+    index: usize,
+    kind: Kind,
+    int: bool,
+    i: Vec<i64>,
+    f: Vec<f64>,
+    /// Non-null values seen per slot.
+    n: Vec<i64>,
+}
+
+impl Numeric {
+    fn fold_i(&self, acc: i64, v: i64) -> i64 {
+        match self.kind {
+            Kind::Sum => acc.wrapping_add(v),
+            Kind::Min => acc.min(v),
+            Kind::Max => acc.max(v),
+            Kind::CountNonNull | Kind::Mean => acc,
+        }
+    }
+    fn fold_f(&self, acc: f64, v: f64) -> f64 {
+        match self.kind {
+            Kind::Sum | Kind::Mean => acc + v,
+            Kind::Min => {
+                if v.total_cmp(&acc).is_lt() {
+                    v
+                } else {
+                    acc
+                }
+            }
+            Kind::Max => {
+                if v.total_cmp(&acc).is_gt() {
+                    v
+                } else {
+                    acc
+                }
+            }
+            Kind::CountNonNull => acc,
+        }
+    }
+}
+
+impl SlotAgg for Numeric {
+    fn ensure_slots(&mut self, n: usize) {
+        grow(&mut self.n, n, 0);
+        if self.int {
+            grow(&mut self.i, n, 0);
+        } else {
+            grow(&mut self.f, n, 0.0);
+        }
+    }
+
+    fn update(
+        &mut self,
+        b: &BatchView<'_>,
+        rows: &[u32],
+        slots: &[u32],
+        _: &mut BatchStore,
+    ) -> Result<()> {
+        let col = b.batch.column(self.index);
+        if self.kind == Kind::CountNonNull {
+            for (&r, &s) in rows.iter().zip(slots) {
+                if col.is_valid(r as usize) {
+                    self.n[s as usize] += 1;
+                }
+            }
+            return Ok(());
+        }
+        let nulls = col.logical_nulls();
+        let valid = |r: u32| nulls.as_ref().is_none_or(|n| n.is_valid(r as usize));
+        if self.int {
+            let arr = cast(col, &DataType::Int64)?;
+            let vals = arr.as_primitive::<Int64Type>().values();
+            for (&r, &s) in rows.iter().zip(slots) {
+                if valid(r) {
+                    let (s, v) = (s as usize, vals[r as usize]);
+                    self.i[s] = if self.n[s] == 0 {
+                        v
+                    } else {
+                        self.fold_i(self.i[s], v)
+                    };
+                    self.n[s] += 1;
+                }
+            }
+        } else {
+            let arr = cast(col, &DataType::Float64)?;
+            let vals = arr.as_primitive::<Float64Type>().values();
+            for (&r, &s) in rows.iter().zip(slots) {
+                if valid(r) {
+                    let (s, v) = (s as usize, vals[r as usize]);
+                    self.f[s] = if self.n[s] == 0 {
+                        v
+                    } else {
+                        self.fold_f(self.f[s], v)
+                    };
+                    self.n[s] += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, target: u32, original: u32, _: &mut BatchStore) -> Result<()> {
+        let (t, o) = (target as usize, original as usize);
+        let on = std::mem::take(&mut self.n[o]);
+        if on > 0 && self.kind != Kind::CountNonNull {
+            if self.int {
+                let v = std::mem::take(&mut self.i[o]);
+                self.i[t] = if self.n[t] == 0 {
+                    v
+                } else {
+                    self.fold_i(self.i[t], v)
+                };
+            } else {
+                let v = std::mem::take(&mut self.f[o]);
+                self.f[t] = if self.n[t] == 0 {
+                    v
+                } else {
+                    self.fold_f(self.f[t], v)
+                };
+            }
+        }
+        self.n[t] += on;
+        Ok(())
+    }
+
+    fn evaluate(&mut self, slots: &[u32], _: &mut BatchStore) -> Result<Vec<ArrayRef>> {
+        let out: ArrayRef = match (self.kind, self.int) {
+            (Kind::CountNonNull, _) => Arc::new(
+                slots
+                    .iter()
+                    .map(|&s| self.n[s as usize])
+                    .collect::<Int64Array>(),
+            ),
+            (_, true) => Arc::new(
+                slots
+                    .iter()
+                    .map(|&s| (self.n[s as usize] > 0).then(|| self.i[s as usize]))
+                    .collect::<Int64Array>(),
+            ),
+            (Kind::Mean, false) => Arc::new(
+                slots
+                    .iter()
+                    .map(|&s| {
+                        let n = self.n[s as usize];
+                        (n > 0).then(|| self.f[s as usize] / n as f64)
+                    })
+                    .collect::<Float64Array>(),
+            ),
+            (_, false) => Arc::new(
+                slots
+                    .iter()
+                    .map(|&s| (self.n[s as usize] > 0).then(|| self.f[s as usize]))
+                    .collect::<Float64Array>(),
+            ),
+        };
+        for &s in slots {
+            let s = s as usize;
+            self.n[s] = 0;
+            if self.int {
+                self.i[s] = 0;
+            } else {
+                self.f[s] = 0.0;
+            }
+        }
+        Ok(vec![out])
+    }
+}
+
+/// Runs a DataFusion aggregate function per window through its row-free `Accumulator`
+/// interface: `update_batch` with each window's values, `state`/`merge_batch` for session
+/// merges, `evaluate` at close.
+struct UdafFactory {
+    udaf: Arc<AggregateUDF>,
+    index: usize,
+    name: String,
+    schema: SchemaRef,
+    input_field: FieldRef,
+    return_field: FieldRef,
+    expr: Arc<dyn PhysicalExpr>,
+}
+
+impl UdafFactory {
+    fn bind(
+        udaf: Arc<AggregateUDF>,
+        index: usize,
+        name: String,
+        schema: &SchemaRef,
+    ) -> Result<Self> {
+        let input_field = Arc::new(schema.field(index).clone());
+        let return_field = udaf.return_field(std::slice::from_ref(&input_field))?;
+        let return_field = Arc::new(
+            return_field
+                .as_ref()
+                .clone()
+                .with_name(name.clone())
+                .with_nullable(true),
+        );
+        let expr: Arc<dyn PhysicalExpr> = Arc::new(Column::new(input_field.name(), index));
+        let f = UdafFactory {
+            udaf,
+            index,
+            name,
+            schema: Arc::clone(schema),
+            input_field,
+            return_field,
+            expr,
+        };
+        f.new_accumulator()?; // fail at plan time, not at the first row
+        Ok(f)
+    }
+
+    fn new_accumulator(&self) -> Result<Box<dyn Accumulator>> {
+        let exprs = [Arc::clone(&self.expr)];
+        let fields = [Arc::clone(&self.input_field)];
+        let schema: &Schema = &self.schema;
+        let args = AccumulatorArgs {
+            return_field: Arc::clone(&self.return_field),
+            schema,
+            ignore_nulls: false,
+            order_bys: &[],
+            is_reversed: false,
+            name: &self.name,
+            is_distinct: false,
+            exprs: &exprs,
+            expr_fields: &fields,
+        };
+        Ok(self.udaf.accumulator(args)?)
+    }
+}
+
+impl AggFactory for UdafFactory {
+    fn result_fields(&self) -> Vec<FieldRef> {
+        vec![Arc::clone(&self.return_field)]
+    }
+    fn create(&self) -> Box<dyn SlotAgg> {
+        Box::new(UdafState {
+            factory: UdafFactory {
+                udaf: Arc::clone(&self.udaf),
+                index: self.index,
+                name: self.name.clone(),
+                schema: Arc::clone(&self.schema),
+                input_field: Arc::clone(&self.input_field),
+                return_field: Arc::clone(&self.return_field),
+                expr: Arc::clone(&self.expr),
+            },
+            accs: Vec::new(),
+        })
+    }
+}
+
+struct UdafState {
+    factory: UdafFactory,
+    accs: Vec<Option<Box<dyn Accumulator>>>,
+}
+
+impl UdafState {
+    fn acc(&mut self, slot: u32) -> Result<&mut Box<dyn Accumulator>> {
+        let cell = &mut self.accs[slot as usize];
+        if cell.is_none() {
+            *cell = Some(self.factory.new_accumulator()?);
+        }
+        cell.as_mut()
+            .ok_or_else(|| WindrowError::Internal("accumulator missing".into()))
+    }
+}
+
+impl SlotAgg for UdafState {
+    fn ensure_slots(&mut self, n: usize) {
+        if self.accs.len() < n {
+            self.accs.resize_with(n, || None);
+        }
+    }
+
+    fn update(
+        &mut self,
+        b: &BatchView<'_>,
+        rows: &[u32],
+        slots: &[u32],
+        _: &mut BatchStore,
+    ) -> Result<()> {
+        // Group the run's rows by slot (stable, so each window sees its rows in order), then
+        // hand each window one gathered array.
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| slots[i]);
+        let col = b.batch.column(self.factory.index);
+        let mut start = 0;
+        while start < order.len() {
+            let slot = slots[order[start]];
+            let mut end = start;
+            while end < order.len() && slots[order[end]] == slot {
+                end += 1;
+            }
+            let idx: UInt32Array = order[start..end].iter().map(|&i| rows[i]).collect();
+            let values = take(col.as_ref(), &idx, None)?;
+            self.acc(slot)?.update_batch(&[values])?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, target: u32, original: u32, _: &mut BatchStore) -> Result<()> {
+        let Some(mut orig) = self.accs[original as usize].take() else {
+            return Ok(());
+        };
+        let state = orig.state()?;
+        let arrays = state
+            .into_iter()
+            .map(|s| s.to_array())
+            .collect::<Result<Vec<_>, _>>()?;
+        self.acc(target)?.merge_batch(&arrays)?;
+        Ok(())
+    }
+
+    fn evaluate(&mut self, slots: &[u32], _: &mut BatchStore) -> Result<Vec<ArrayRef>> {
+        let dt = self.factory.return_field.data_type().clone();
+        let mut values = Vec::with_capacity(slots.len());
+        for &s in slots {
+            let v = match self.accs[s as usize].take() {
+                Some(mut acc) => acc.evaluate()?,
+                None => ScalarValue::try_from(&dt)?,
+            };
+            values.push(v);
+        }
+        let arr = if values.is_empty() {
+            arrow::array::new_empty_array(&dt)
+        } else {
+            ScalarValue::iter_to_array(values)?
+        };
+        // Some functions return a narrower type than declared; make the column match.
+        let arr = if arr.data_type() != &dt {
+            cast(&arr, &dt)?
+        } else {
+            arr
+        };
+        Ok(vec![arr])
+    }
+}

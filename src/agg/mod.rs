@@ -1,0 +1,73 @@
+//! Slot-based aggregation state (DESIGN.md "Update").
+//!
+//! Every open `(key, window)` owns a *slot*: a dense `u32` index into columnar state arrays.
+//! Operators hand an aggregator runs of `(row, slot)` pairs of one input batch, in application
+//! order; aggregators never see keys, windows or time. Freed slots are reused by the engine.
+//!
+//! ```text
+//! batch rows  [r0 r1 r2 r3]        state (per slot)
+//! slots       [ 4  1  4  7]  ──▶   count[1] += 1; count[4] += 2; count[7] += 1
+//! ```
+//!
+//! Aggregators that return input rows (collect, max/min, first/last) keep [`RowRef`]s into a
+//! [`BatchStore`] of retained input batches and gather the rows with one `interleave` at
+//! close.
+
+mod builtin;
+mod rows;
+mod store;
+
+pub use builtin::{Agg, AggFunc};
+pub(crate) use builtin::{BuiltinFactory, CountFactory};
+pub(crate) use rows::{ArgBestFactory, CollectFactory, FoldFactory, ReduceFactory};
+pub use rows::{CollectInto, FoldFns, ReduceFn, Row, RowView};
+pub(crate) use store::{BatchStore, RowRef};
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::FieldRef;
+use arrow::record_batch::RecordBatch;
+
+use crate::error::Result;
+
+/// One input batch as seen by aggregators: its sequence number in the store and its data.
+pub(crate) struct BatchView<'a> {
+    pub seq: u64,
+    pub batch: &'a RecordBatch,
+}
+
+/// Columnar aggregation state for many windows, addressed by slot.
+pub(crate) trait SlotAgg: Send {
+    /// Makes room for slots `0..n`; new slots start empty.
+    fn ensure_slots(&mut self, n: usize);
+    /// Applies `rows[i]` of `batch` to `slots[i]`, in this order.
+    fn update(
+        &mut self,
+        batch: &BatchView<'_>,
+        rows: &[u32],
+        slots: &[u32],
+        store: &mut BatchStore,
+    ) -> Result<()>;
+    /// Folds `original` into `target` (session merge); `original` is left empty.
+    fn merge(&mut self, target: u32, original: u32, store: &mut BatchStore) -> Result<()>;
+    /// The result columns for `slots` (one row per slot, in order); the slots are left empty.
+    fn evaluate(&mut self, slots: &[u32], store: &mut BatchStore) -> Result<Vec<ArrayRef>>;
+}
+
+/// Creates one [`SlotAgg`] per shard and describes its result columns.
+pub(crate) trait AggFactory: Send + Sync {
+    /// The result columns on `down`.
+    fn result_fields(&self) -> Vec<FieldRef>;
+    /// A fresh, empty state.
+    fn create(&self) -> Box<dyn SlotAgg>;
+    /// Whether session merges are supported (a fold without a merger cannot merge).
+    fn can_merge(&self) -> bool {
+        true
+    }
+}
+
+/// Grows a per-slot vector with `fill`.
+pub(crate) fn grow<T: Clone>(v: &mut Vec<T>, n: usize, fill: T) {
+    if v.len() < n {
+        v.resize(n, fill);
+    }
+}

@@ -1,0 +1,237 @@
+//! Keys: evaluating key columns or expressions, checking nulls, row-encoding and hashing
+//! whole key columns at once (DESIGN.md: intern each key once per row, hash vectorised).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef};
+use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::DFSchema;
+use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
+use hashbrown::HashTable;
+
+use crate::error::{Result, WindrowError, plan_err};
+
+/// What a stream is keyed by.
+#[derive(Clone, Debug)]
+pub enum KeySpec {
+    /// One or more columns; rows with equal values in all of them share a key.
+    Columns(Vec<String>),
+    /// Named DataFusion expressions; each becomes a key column of the outputs.
+    Exprs(Vec<(String, Expr)>),
+}
+
+impl KeySpec {
+    /// Keys on the given columns.
+    pub fn columns<I, S>(cols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        KeySpec::Columns(cols.into_iter().map(Into::into).collect())
+    }
+
+    /// Keys on one expression, named `name` on the outputs.
+    pub fn expr(name: impl Into<String>, expr: Expr) -> Self {
+        KeySpec::Exprs(vec![(name.into(), expr)])
+    }
+}
+
+enum KeyPart {
+    Column(usize),
+    Expr(Arc<dyn PhysicalExpr>),
+}
+
+/// A key spec bound to an input schema.
+pub(crate) struct BoundKeys {
+    parts: Vec<KeyPart>,
+    names: Vec<String>,
+    converter: RowConverter,
+    /// Output key fields (as the row converter returns them: dictionaries come back as values).
+    pub fields: Vec<FieldRef>,
+    /// Input columns that are key columns (omitted from `late`'s payload columns).
+    pub key_columns: Vec<usize>,
+    random: RandomState,
+}
+
+/// The keys of one batch.
+pub(crate) struct BatchKeys {
+    pub rows: Rows,
+    pub hashes: Vec<u64>,
+    /// Per row: the name of the first null key column, if any.
+    pub null_key: Option<Vec<Option<usize>>>,
+}
+
+impl BoundKeys {
+    pub fn bind(spec: &KeySpec, schema: &SchemaRef) -> Result<Self> {
+        let mut parts = Vec::new();
+        let mut names = Vec::new();
+        let mut types = Vec::new();
+        let mut key_columns = Vec::new();
+        match spec {
+            KeySpec::Columns(cols) => {
+                if cols.is_empty() {
+                    return plan_err("key_on needs at least one key column");
+                }
+                for c in cols {
+                    let Ok(i) = schema.index_of(c) else {
+                        let have: Vec<_> =
+                            schema.fields().iter().map(|f| f.name().as_str()).collect();
+                        return plan_err(format!(
+                            "key column \"{c}\" not found; the input has columns {have:?}"
+                        ));
+                    };
+                    parts.push(KeyPart::Column(i));
+                    names.push(c.clone());
+                    types.push(schema.field(i).data_type().clone());
+                    key_columns.push(i);
+                }
+            }
+            KeySpec::Exprs(exprs) => {
+                if exprs.is_empty() {
+                    return plan_err("key_on needs at least one key expression");
+                }
+                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+                for (name, e) in exprs {
+                    let phys = create_physical_expr(
+                        e,
+                        &df_schema,
+                        &ExecutionProps::new(),
+                        &PhysicalPlanningContext::default(),
+                    )?;
+                    types.push(phys.data_type(schema)?);
+                    parts.push(KeyPart::Expr(phys));
+                    names.push(name.clone());
+                }
+            }
+        }
+        for (n, t) in names.iter().zip(&types) {
+            if !RowConverter::supports_fields(&[SortField::new(t.clone())]) {
+                return plan_err(format!(
+                    "key \"{n}\" has type {t}, which cannot be used as a key"
+                ));
+            }
+        }
+        let converter = RowConverter::new(types.iter().cloned().map(SortField::new).collect())?;
+        // Round-trip an empty set of rows to learn the output key types.
+        let empty: Vec<ArrayRef> = types.iter().map(arrow::array::new_empty_array).collect();
+        let back = converter.convert_rows(converter.convert_columns(&empty)?.iter())?;
+        let fields = names
+            .iter()
+            .zip(&back)
+            .map(|(n, a)| Arc::new(Field::new(n, a.data_type().clone(), false)))
+            .collect();
+        Ok(BoundKeys {
+            parts,
+            names,
+            converter,
+            fields,
+            key_columns,
+            random: RandomState::with_seed(0x77696e64),
+        })
+    }
+
+    /// Evaluates, encodes and hashes the keys of `batch`.
+    pub fn encode(&self, batch: &RecordBatch) -> Result<BatchKeys> {
+        let arrays: Vec<ArrayRef> = self
+            .parts
+            .iter()
+            .zip(&self.names)
+            .map(|(p, name)| match p {
+                KeyPart::Column(i) => Ok(Arc::clone(batch.column(*i))),
+                KeyPart::Expr(e) => e
+                    .evaluate(batch)
+                    .and_then(|v| v.into_array(batch.num_rows()))
+                    .map_err(|err| {
+                        WindrowError::Data(format!("key expression \"{name}\" failed: {err}"))
+                    }),
+            })
+            .collect::<Result<_>>()?;
+        let mut null_key: Option<Vec<Option<usize>>> = None;
+        for (ki, a) in arrays.iter().enumerate() {
+            if let Some(n) = a.logical_nulls().filter(|n| n.null_count() > 0) {
+                let v = null_key.get_or_insert_with(|| vec![None; batch.num_rows()]);
+                for (r, slot) in v.iter_mut().enumerate() {
+                    if slot.is_none() && n.is_null(r) {
+                        *slot = Some(ki);
+                    }
+                }
+            }
+        }
+        let rows = self.converter.convert_columns(&arrays)?;
+        let mut hashes = vec![0u64; batch.num_rows()];
+        create_hashes(&arrays, &self.random, &mut hashes)?;
+        Ok(BatchKeys {
+            rows,
+            hashes,
+            null_key,
+        })
+    }
+
+    /// Name of key part `i`.
+    pub fn name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+
+    /// Decodes stored keys back to arrays.
+    pub fn decode<'a>(
+        &self,
+        rows: impl IntoIterator<Item = arrow::row::Row<'a>>,
+    ) -> Result<Vec<ArrayRef>> {
+        Ok(self.converter.convert_rows(rows)?)
+    }
+
+    /// An empty key store.
+    pub fn empty_rows(&self) -> Rows {
+        self.converter.empty_rows(0, 0)
+    }
+
+    /// The key fields followed by `rest`.
+    pub fn schema_with(&self, rest: impl IntoIterator<Item = FieldRef>) -> SchemaRef {
+        let fields: Vec<FieldRef> = self.fields.iter().cloned().chain(rest).collect();
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// Dense per-shard key ids.
+pub(crate) struct KeyTable {
+    table: HashTable<u32>,
+    hashes: Vec<u64>,
+    pub rows: Rows,
+}
+
+impl KeyTable {
+    pub fn new(rows: Rows) -> Self {
+        KeyTable {
+            table: HashTable::new(),
+            hashes: Vec::new(),
+            rows,
+        }
+    }
+
+    /// The id of row `r` of `keys`, and whether it is new.
+    #[inline]
+    pub fn intern(&mut self, keys: &BatchKeys, r: usize) -> (u32, bool) {
+        let hash = keys.hashes[r];
+        let row = keys.rows.row(r);
+        let stored = &self.rows;
+        if let Some(&k) = self.table.find(hash, |&k| stored.row(k as usize) == row) {
+            return (k, false);
+        }
+        let k = self.hashes.len() as u32;
+        self.rows.push(row);
+        self.hashes.push(hash);
+        let hashes = &self.hashes;
+        self.table.insert_unique(hash, k, |&k| hashes[k as usize]);
+        (k, true)
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+}

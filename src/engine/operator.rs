@@ -1,0 +1,816 @@
+//! The window operator: normalises each micro-batch, decides lateness, shards rows by key
+//! hash and runs the shards in parallel, then assembles `down`, `late`, `meta` and `errors`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
+use arrow::compute::{concat_batches, take};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
+use rayon::prelude::*;
+
+use super::keys::{BoundKeys, KeySpec};
+use super::shard::{Lateness, Shard, ShardConfig};
+use crate::agg::{
+    Agg, AggFactory, ArgBestFactory, BuiltinFactory, CollectFactory, CollectInto, CountFactory,
+    FoldFactory, FoldFns, ReduceFactory, ReduceFn,
+};
+use crate::error::{Result, WindrowError, config_err, plan_err};
+use crate::time::{
+    BoundTime, Clock, POS_INF, TimeSource, Wait, WatermarkScope, duration_to_unit,
+    nanos_to_unit_floor,
+};
+use crate::window::{BoundWindower, Windower};
+
+/// What a window operator computes per window.
+#[derive(Clone)]
+pub(crate) enum AggSpec {
+    Count,
+    Collect {
+        column: Option<String>,
+        into: CollectInto,
+    },
+    Fold(Arc<dyn AggFactory>),
+    Reduce(ReduceFn),
+    Best {
+        by: Option<String>,
+        max: bool,
+    },
+    Aggs(Vec<Agg>),
+}
+
+impl AggSpec {
+    fn name(&self) -> &'static str {
+        match self {
+            AggSpec::Count => "count_window",
+            AggSpec::Collect { .. } => "collect_window",
+            AggSpec::Fold(_) => "fold_window",
+            AggSpec::Reduce(_) => "reduce_window",
+            AggSpec::Best { max: true, .. } => "max_window",
+            AggSpec::Best { max: false, .. } => "min_window",
+            AggSpec::Aggs(_) => "agg_window",
+        }
+    }
+
+    /// Operators that bytewax hard-codes as unordered.
+    fn always_unordered(&self) -> bool {
+        matches!(
+            self,
+            AggSpec::Count | AggSpec::Reduce(_) | AggSpec::Best { .. }
+        )
+    }
+}
+
+/// Configures and builds a [`WindowOperator`]. Made by the operator functions in
+/// [`crate::ops`]; every setting has the default the spec gives.
+#[derive(Clone)]
+pub struct WindowOpBuilder {
+    step_id: String,
+    schema: SchemaRef,
+    key: KeySpec,
+    clock: Clock,
+    windower: Windower,
+    agg: AggSpec,
+    ordered: Option<bool>,
+    scope: WatermarkScope,
+    strict: bool,
+    threads: usize,
+    time_source: Option<TimeSource>,
+    pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+impl WindowOpBuilder {
+    pub(crate) fn new(
+        step_id: impl Into<String>,
+        schema: SchemaRef,
+        key: KeySpec,
+        clock: Clock,
+        windower: Windower,
+        agg: AggSpec,
+    ) -> Self {
+        WindowOpBuilder {
+            step_id: step_id.into(),
+            schema,
+            key,
+            clock,
+            windower,
+            agg,
+            ordered: None,
+            scope: WatermarkScope::PerKey,
+            strict: false,
+            threads: 1,
+            time_source: None,
+            pool: None,
+        }
+    }
+
+    /// Ordered mode (spec §3.3): buffer accepted rows and apply them in timestamp order once
+    /// the watermark passes them. Default true for collect/fold; count, reduce, max and min are
+    /// always unordered (asking for ordered fails at build); `agg_window` defaults to false.
+    pub fn ordered(mut self, ordered: bool) -> Self {
+        self.ordered = Some(ordered);
+        self
+    }
+
+    /// Watermark per key (default) or per stream.
+    pub fn scope(mut self, scope: WatermarkScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Strict mode: a row that cannot be windowed fails the run instead of going to `errors`.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Number of key shards processed in parallel (default 1).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Shares an existing rayon pool instead of creating one.
+    pub fn pool(mut self, pool: Arc<rayon::ThreadPool>) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// The system-time source (default: replay, frozen at build time).
+    pub fn time_source(mut self, source: TimeSource) -> Self {
+        self.time_source = Some(source);
+        self
+    }
+
+    /// `collect_window`: collect this column instead of whole rows.
+    pub fn column(mut self, column: impl Into<String>) -> Self {
+        if let AggSpec::Collect { column: c, .. } = &mut self.agg {
+            *c = Some(column.into());
+        }
+        self
+    }
+
+    /// `collect_window`: the container to collect into.
+    pub fn into_container(mut self, into: CollectInto) -> Self {
+        if let AggSpec::Collect { into: i, .. } = &mut self.agg {
+            *i = into;
+        }
+        self
+    }
+
+    /// `max_window`/`min_window`: the column to compare.
+    pub fn by(mut self, column: impl Into<String>) -> Self {
+        if let AggSpec::Best { by, .. } = &mut self.agg {
+            *by = Some(column.into());
+        }
+        self
+    }
+
+    /// Validates everything and builds the operator.
+    ///
+    /// # Errors
+    /// Invalid window parameters, a missing or wrongly typed time or key column, an unknown
+    /// aggregate column, ordered mode on an always-unordered operator, or a fold over unordered
+    /// session windows without a merger.
+    pub fn build(self) -> Result<WindowOperator> {
+        let (time, unit) = self.clock.bind(&self.schema)?;
+        let windower = self.windower.bind(unit)?;
+        let wait = match &self.clock {
+            Clock::Event(e) => match e.wait {
+                Wait::Finite(d) => Some(duration_to_unit(d, unit, "wait_for_system_duration")?),
+                Wait::Forever => None,
+            },
+            Clock::System(_) => Some(0),
+        };
+        let system = matches!(self.clock, Clock::System(_));
+        let op_name = self.agg.name();
+        let ordered = match (self.ordered, self.agg.always_unordered()) {
+            (Some(true), true) => {
+                return config_err(format!(
+                    "{op_name} is always unordered (as in bytewax); ordered = true is not available"
+                ));
+            }
+            (Some(o), _) => o,
+            (None, true) => false,
+            (None, false) => !matches!(self.agg, AggSpec::Aggs(_)),
+        };
+        let keys = BoundKeys::bind(&self.key, &self.schema)?;
+        let value_columns: Vec<usize> = (0..self.schema.fields().len())
+            .filter(|i| !keys.key_columns.contains(i))
+            .collect();
+        let factory: Arc<dyn AggFactory> = match &self.agg {
+            AggSpec::Count => Arc::new(CountFactory),
+            AggSpec::Collect { column: None, .. } => {
+                Arc::new(CollectFactory::whole_rows(&self.schema))
+            }
+            AggSpec::Collect {
+                column: Some(c),
+                into,
+            } => {
+                let Ok(i) = self.schema.index_of(c) else {
+                    return plan_err(format!(
+                        "collect_window: column \"{c}\" not found in the input"
+                    ));
+                };
+                Arc::new(CollectFactory::column(i, c.clone(), *into, &self.schema))
+            }
+            AggSpec::Fold(f) => Arc::clone(f),
+            AggSpec::Reduce(r) => Arc::new(ReduceFactory {
+                reducer: Arc::clone(r),
+                value_columns: value_columns.clone(),
+                fields: value_columns
+                    .iter()
+                    .map(|&i| Arc::new(self.schema.field(i).clone()))
+                    .collect(),
+            }),
+            AggSpec::Best { by, max } => {
+                let by_index = match by {
+                    Some(b) => self.schema.index_of(b).or_else(|_| {
+                        plan_err(format!(
+                            "{op_name}: `by` column \"{b}\" not found in the input"
+                        ))
+                    })?,
+                    None => {
+                        // bytewax's default compares the value itself: the single column that
+                        // is neither key nor event time.
+                        let time_col = match &time {
+                            BoundTime::Column { index, .. } => Some(*index),
+                            _ => None,
+                        };
+                        let candidates: Vec<usize> = value_columns
+                            .iter()
+                            .copied()
+                            .filter(|&i| Some(i) != time_col)
+                            .collect();
+                        match candidates.as_slice() {
+                            [one] => *one,
+                            _ => {
+                                return plan_err(format!(
+                                    "{op_name}: the input has several value columns; say which to compare with .by(\"column\")"
+                                ));
+                            }
+                        }
+                    }
+                };
+                Arc::new(ArgBestFactory::bind(
+                    by_index,
+                    *max,
+                    value_columns.clone(),
+                    &self.schema,
+                )?)
+            }
+            AggSpec::Aggs(aggs) => Arc::new(BuiltinFactory::bind(aggs, &self.schema)?),
+        };
+        if matches!(windower, BoundWindower::Session { .. }) && !ordered && !factory.can_merge() {
+            return config_err(format!(
+                "{op_name} \"{}\": unordered session windows can merge, so the fold needs a merger \
+                 (FoldFns::with_merger), or use ordered = true",
+                self.step_id
+            ));
+        }
+
+        let ts_type = DataType::Timestamp(unit, Some("UTC".into()));
+        let window_fields = [
+            Arc::new(Field::new("window_id", DataType::Int64, false)),
+            Arc::new(Field::new("window_start", ts_type.clone(), false)),
+            Arc::new(Field::new("window_end", ts_type.clone(), false)),
+        ];
+        let down_schema =
+            keys.schema_with(window_fields.iter().cloned().chain(factory.result_fields()));
+        let meta_schema = keys.schema_with([
+            Arc::new(Field::new("window_id", DataType::Int64, false)),
+            Arc::new(Field::new("open_time", ts_type.clone(), false)),
+            Arc::new(Field::new("close_time", ts_type.clone(), false)),
+            Arc::new(Field::new(
+                "merged_ids",
+                DataType::List(Arc::new(Field::new("item", DataType::Int64, false))),
+                false,
+            )) as FieldRef,
+        ]);
+        let late_schema = keys.schema_with(
+            std::iter::once(Arc::new(Field::new("window_id", DataType::Int64, false)) as FieldRef)
+                .chain(
+                    value_columns
+                        .iter()
+                        .map(|&i| Arc::new(self.schema.field(i).clone())),
+                ),
+        );
+        let mut error_fields: Vec<FieldRef> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)))
+            .collect();
+        error_fields.push(Arc::new(Field::new("reason", DataType::Utf8, false)));
+        let errors_schema = Arc::new(Schema::new(error_fields));
+
+        let pool = match self.pool {
+            Some(p) => p,
+            None => Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(self.threads)
+                    .thread_name(|i| format!("windrow-{i}"))
+                    .build()
+                    .map_err(|e| {
+                        WindrowError::Internal(format!("cannot start thread pool: {e}"))
+                    })?,
+            ),
+        };
+        let time_source = self.time_source.unwrap_or_default();
+        let sys_now = nanos_to_unit_floor(time_source.now_nanos(), unit);
+        let shards = (0..self.threads)
+            .map(|_| Shard::new(&keys, factory.create()))
+            .collect();
+        let scope = if system {
+            WatermarkScope::PerStream
+        } else {
+            self.scope
+        };
+        Ok(WindowOperator {
+            step_id: self.step_id,
+            input_schema: self.schema,
+            time,
+            unit,
+            cfg: ShardConfig {
+                windower,
+                wait,
+                ordered,
+            },
+            scope,
+            strict: self.strict,
+            time_source,
+            sys_now,
+            stream_clock: super::shard::ClockState::new(sys_now),
+            keys,
+            shards,
+            pool,
+            seq: 0,
+            value_columns,
+            schemas: OutSchemas {
+                down: down_schema,
+                late: late_schema,
+                meta: meta_schema,
+                errors: errors_schema,
+            },
+            ts_type,
+            metrics: Metrics::default(),
+            finished: false,
+        })
+    }
+}
+
+#[derive(Clone)]
+struct OutSchemas {
+    down: SchemaRef,
+    late: SchemaRef,
+    meta: SchemaRef,
+    errors: SchemaRef,
+}
+
+/// The four output streams of a window operator (spec §2.4, §10). Batches may be split or
+/// coalesced freely; within a key, rows keep the order of spec §7.2.
+#[derive(Clone, Debug)]
+pub struct WindowOut {
+    /// Results: key, `window_id`, `window_start`, `window_end`, result columns.
+    pub down: Vec<RecordBatch>,
+    /// Late rows, once per window id they would have joined.
+    pub late: Vec<RecordBatch>,
+    /// One row per closed window: key, `window_id`, `open_time`, `close_time`, `merged_ids`.
+    pub meta: Vec<RecordBatch>,
+    /// Rows that could not be windowed, with a `reason`.
+    pub errors: Vec<RecordBatch>,
+    down_schema: SchemaRef,
+    late_schema: SchemaRef,
+    meta_schema: SchemaRef,
+    errors_schema: SchemaRef,
+}
+
+impl WindowOut {
+    fn empty(s: &OutSchemas) -> Self {
+        WindowOut {
+            down: Vec::new(),
+            late: Vec::new(),
+            meta: Vec::new(),
+            errors: Vec::new(),
+            down_schema: s.down.clone(),
+            late_schema: s.late.clone(),
+            meta_schema: s.meta.clone(),
+            errors_schema: s.errors.clone(),
+        }
+    }
+
+    /// Appends another output of the same operator.
+    pub fn extend(&mut self, other: WindowOut) {
+        self.down.extend(other.down);
+        self.late.extend(other.late);
+        self.meta.extend(other.meta);
+        self.errors.extend(other.errors);
+    }
+
+    /// All `down` rows in one batch (an empty batch with the full schema if none).
+    pub fn down_batch(&self) -> Result<RecordBatch> {
+        Ok(concat_batches(&self.down_schema, &self.down)?)
+    }
+    /// All `late` rows in one batch.
+    pub fn late_batch(&self) -> Result<RecordBatch> {
+        Ok(concat_batches(&self.late_schema, &self.late)?)
+    }
+    /// All `meta` rows in one batch.
+    pub fn meta_batch(&self) -> Result<RecordBatch> {
+        Ok(concat_batches(&self.meta_schema, &self.meta)?)
+    }
+    /// All `errors` rows in one batch.
+    pub fn errors_batch(&self) -> Result<RecordBatch> {
+        Ok(concat_batches(&self.errors_schema, &self.errors)?)
+    }
+
+    /// Schemas of `down`, `late`, `meta`, `errors`.
+    pub fn schemas(&self) -> [SchemaRef; 4] {
+        [
+            self.down_schema.clone(),
+            self.late_schema.clone(),
+            self.meta_schema.clone(),
+            self.errors_schema.clone(),
+        ]
+    }
+
+    /// Number of rows in each stream: `[down, late, meta, errors]`.
+    pub fn row_counts(&self) -> [usize; 4] {
+        let n = |v: &Vec<RecordBatch>| v.iter().map(RecordBatch::num_rows).sum();
+        [n(&self.down), n(&self.late), n(&self.meta), n(&self.errors)]
+    }
+}
+
+/// Counters of one operator run.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    /// Input rows.
+    pub rows_in: u64,
+    /// Late `(row, window id)` pairs emitted.
+    pub late_rows: u64,
+    /// Windows closed.
+    pub windows_closed: u64,
+    /// Rows sent to `errors`, per reason.
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// A running windowing operator: push micro-batches, get what closed.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
+/// use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+/// use chrono::TimeDelta;
+/// use windrow::prelude::*;
+///
+/// let schema = Arc::new(Schema::new(vec![
+///     Field::new("user", DataType::Utf8, false),
+///     Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+/// ]));
+/// let s = 1_000_000;
+/// let batch = RecordBatch::try_new(schema.clone(), vec![
+///     Arc::new(StringArray::from(vec!["a", "a", "b", "a", "a"])),
+///     Arc::new(TimestampMicrosecondArray::from(vec![0, 4 * s, 8 * s, 12 * s, 13 * s]).with_timezone("UTC")),
+/// ]).unwrap();
+/// let mut op = count_window("count", &schema, EventClock::new("ts"),
+///                           TumblingWindower::new(TimeDelta::seconds(10)).unwrap(), KeySpec::columns(["user"]))
+///     .build().unwrap();
+/// let mut out = op.push(&batch).unwrap();   // a's window 0 closes on a's 12 s row
+/// assert_eq!(out.row_counts()[0], 1);
+/// out.extend(op.finish().unwrap());         // the rest close at end of input
+/// assert_eq!(out.row_counts(), [3, 0, 3, 0]);
+/// ```
+pub struct WindowOperator {
+    step_id: String,
+    input_schema: SchemaRef,
+    time: BoundTime,
+    unit: TimeUnit,
+    cfg: ShardConfig,
+    scope: WatermarkScope,
+    strict: bool,
+    time_source: TimeSource,
+    sys_now: i64,
+    stream_clock: super::shard::ClockState,
+    keys: BoundKeys,
+    shards: Vec<Shard>,
+    pool: Arc<rayon::ThreadPool>,
+    seq: u64,
+    value_columns: Vec<usize>,
+    schemas: OutSchemas,
+    ts_type: DataType,
+    metrics: Metrics,
+    finished: bool,
+}
+
+impl WindowOperator {
+    /// The step name.
+    pub fn step_id(&self) -> &str {
+        &self.step_id
+    }
+
+    /// The input timestamp unit (outputs use it too).
+    pub fn unit(&self) -> TimeUnit {
+        self.unit
+    }
+
+    /// Counters so far.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Windows currently open.
+    pub fn open_windows(&self) -> usize {
+        self.shards.iter().map(Shard::open_windows).sum()
+    }
+
+    /// Distinct keys seen.
+    pub fn key_count(&self) -> usize {
+        self.shards.iter().map(Shard::key_count).sum()
+    }
+
+    /// Input batches still referenced by window state or ordered queues.
+    pub fn retained_batches(&self) -> usize {
+        self.shards.iter().map(Shard::retained_batches).sum()
+    }
+
+    /// An empty output with this operator's schemas.
+    pub fn empty_output(&self) -> WindowOut {
+        WindowOut::empty(&self.schemas)
+    }
+
+    fn sample_time(&mut self) {
+        if self.time_source.is_live() {
+            let now = nanos_to_unit_floor(self.time_source.now_nanos(), self.unit);
+            self.sys_now = self.sys_now.max(now);
+        }
+    }
+
+    fn check_schema(&self, batch: &RecordBatch) -> Result<()> {
+        let want = self.input_schema.fields();
+        let got = batch.schema();
+        let got = got.fields();
+        if want.len() == got.len()
+            && want
+                .iter()
+                .zip(got.iter())
+                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+        {
+            return Ok(());
+        }
+        let describe = |f: &arrow::datatypes::Fields| {
+            f.iter()
+                .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        plan_err(format!(
+            "step \"{}\": batch schema [{}] differs from the operator's input schema [{}]",
+            self.step_id,
+            describe(got),
+            describe(want)
+        ))
+    }
+
+    /// Processes one micro-batch and returns what it emitted.
+    ///
+    /// # Errors
+    /// A batch whose schema differs from the input schema; in strict mode, a row that cannot
+    /// be windowed; calling after [`finish`](Self::finish).
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<WindowOut> {
+        if self.finished {
+            return plan_err(format!(
+                "step \"{}\" already reached end of input",
+                self.step_id
+            ));
+        }
+        self.check_schema(batch)?;
+        self.sample_time();
+        let seq = self.seq;
+        self.seq += 1;
+        let n = batch.num_rows();
+        self.metrics.rows_in += n as u64;
+
+        // Normalise: event times, keys, and rows that cannot be windowed.
+        let now_ns = self.time_source.now_nanos();
+        let times = self.time.read(
+            batch,
+            now_ns.max(crate::time::unit_to_nanos_saturating(
+                self.sys_now,
+                self.unit,
+            )),
+            self.unit,
+        )?;
+        let keys = self.keys.encode(batch)?;
+        let mut errors: Vec<(u32, String)> = Vec::new();
+        let fixed = match self.cfg.windower {
+            BoundWindower::Fixed(f) => Some(f),
+            BoundWindower::Session { .. } => None,
+        };
+        let mut valid = Vec::with_capacity(n);
+        for r in 0..n {
+            let reason = if let Some(ki) = keys.null_key.as_ref().and_then(|v| v[r]) {
+                Some(format!("null key column \"{}\"", self.keys.name(ki)))
+            } else if let Some(reason) = times.invalid.as_ref().and_then(|v| v[r]) {
+                Some(reason.to_string())
+            } else if fixed.is_some_and(|f| !f.representable(times.values[r])) {
+                Some("window bounds out of range".to_string())
+            } else {
+                None
+            };
+            match reason {
+                Some(reason) => {
+                    if self.strict {
+                        return Err(WindrowError::Data(format!(
+                            "step \"{}\": input batch {seq}, row {r}: {reason} (event time from {})",
+                            self.step_id,
+                            self.time.describe()
+                        )));
+                    }
+                    errors.push((r as u32, reason));
+                }
+                None => valid.push(r as u32),
+            }
+        }
+
+        // Per-stream lateness is a prefix maximum over the whole batch, before sharding.
+        let stream_late: Option<Vec<bool>> = (self.scope == WatermarkScope::PerStream).then(|| {
+            let mut late = vec![false; n];
+            for &r in &valid {
+                let ts = times.values[r as usize];
+                let cand = self.cfg.wait.and_then(|w| ts.checked_sub(w));
+                let w = self.stream_clock.offer(cand, self.sys_now);
+                late[r as usize] = ts < w;
+            }
+            late
+        });
+        let stream_w = self.stream_clock.current(self.sys_now);
+
+        // Shard by key hash, keeping arrival order within each shard.
+        let nshards = self.shards.len();
+        let mut parts: Vec<Vec<u32>> = vec![Vec::new(); nshards];
+        if nshards == 1 {
+            parts[0] = valid;
+        } else {
+            for r in valid {
+                parts[(keys.hashes[r as usize] % nshards as u64) as usize].push(r);
+            }
+        }
+        let lateness = match &stream_late {
+            Some(late) => Lateness::Stream {
+                late,
+                watermark: stream_w,
+            },
+            None => Lateness::PerKey,
+        };
+        let (cfg, sys_now, keys_ref, times_ref) = (&self.cfg, self.sys_now, &keys, &times.values);
+        let (bound_keys, schemas, ts_type) = (&self.keys, &self.schemas, &self.ts_type);
+        let shards = &mut self.shards;
+        let results: Vec<Result<(Vec<(u32, i64)>, super::shard::ShardOutput)>> =
+            self.pool.install(|| {
+                shards
+                    .par_iter_mut()
+                    .zip(parts.par_iter())
+                    .map(|(shard, rows)| {
+                        let late = shard.process(
+                            cfg, seq, batch, keys_ref, times_ref, rows, &lateness, sys_now,
+                        )?;
+                        let out =
+                            shard.emit_closed(bound_keys, &schemas.down, &schemas.meta, ts_type)?;
+                        Ok((late, out))
+                    })
+                    .collect()
+            });
+        let mut out = WindowOut::empty(&self.schemas);
+        let mut late_pairs = Vec::new();
+        for r in results {
+            let (late, shard_out) = r?;
+            late_pairs.extend(late);
+            self.collect_closed(&mut out, shard_out);
+        }
+        if !late_pairs.is_empty() {
+            out.late.push(self.late_batch(batch, &keys, &late_pairs)?);
+        }
+        if !errors.is_empty() {
+            out.errors.push(self.errors_batch(batch, &errors)?);
+        }
+        Ok(out)
+    }
+
+    fn collect_closed(&mut self, out: &mut WindowOut, shard_out: super::shard::ShardOutput) {
+        if let Some(d) = shard_out.down {
+            out.down.push(d);
+        }
+        if let Some(m) = shard_out.meta {
+            self.metrics.windows_closed += m.num_rows() as u64;
+            out.meta.push(m);
+        }
+    }
+
+    fn late_batch(
+        &mut self,
+        batch: &RecordBatch,
+        keys: &super::keys::BatchKeys,
+        pairs: &[(u32, i64)],
+    ) -> Result<RecordBatch> {
+        self.metrics.late_rows += pairs.len() as u64;
+        let mut cols = self
+            .keys
+            .decode(pairs.iter().map(|(r, _)| keys.rows.row(*r as usize)))?;
+        cols.push(Arc::new(pairs.iter().map(|p| p.1).collect::<Int64Array>()));
+        let idx: UInt32Array = pairs.iter().map(|p| p.0).collect();
+        for &c in &self.value_columns {
+            cols.push(take(batch.column(c), &idx, None)?);
+        }
+        Ok(RecordBatch::try_new(self.schemas.late.clone(), cols)?)
+    }
+
+    fn errors_batch(
+        &mut self,
+        batch: &RecordBatch,
+        errors: &[(u32, String)],
+    ) -> Result<RecordBatch> {
+        for (_, reason) in errors {
+            *self.metrics.errors.entry(reason.clone()).or_default() += 1;
+        }
+        let idx: UInt32Array = errors.iter().map(|e| e.0).collect();
+        let mut cols: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|c| take(c, &idx, None))
+            .collect::<Result<_, _>>()?;
+        cols.push(Arc::new(StringArray::from_iter_values(
+            errors.iter().map(|e| e.1.as_str()),
+        )));
+        Ok(RecordBatch::try_new(self.schemas.errors.clone(), cols)?)
+    }
+
+    /// Live mode: resamples system time and closes whatever became due (spec §11.3 timers).
+    /// In replay mode system time does not move, so this changes nothing.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn on_timer(&mut self) -> Result<WindowOut> {
+        if self.finished {
+            return Ok(self.empty_output());
+        }
+        self.sample_time();
+        let w = (self.scope == WatermarkScope::PerStream)
+            .then(|| self.stream_clock.current(self.sys_now));
+        self.settle_shards(w)
+    }
+
+    fn settle_shards(&mut self, w: Option<i64>) -> Result<WindowOut> {
+        let (cfg, sys_now) = (&self.cfg, self.sys_now);
+        let (bound_keys, schemas, ts_type) = (&self.keys, &self.schemas, &self.ts_type);
+        let shards = &mut self.shards;
+        let results: Vec<Result<super::shard::ShardOutput>> = self.pool.install(|| {
+            shards
+                .par_iter_mut()
+                .map(|shard| {
+                    shard.settle_and_flush(cfg, w, sys_now)?;
+                    shard.emit_closed(bound_keys, &schemas.down, &schemas.meta, ts_type)
+                })
+                .collect()
+        });
+        let mut out = WindowOut::empty(&self.schemas);
+        for r in results {
+            self.collect_closed(&mut out, r?);
+        }
+        Ok(out)
+    }
+
+    /// End of input: the watermark becomes `+∞`; every queued row is applied and every window
+    /// closes (spec §7.3). Further pushes are refused.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn finish(&mut self) -> Result<WindowOut> {
+        if self.finished {
+            return Ok(self.empty_output());
+        }
+        let out = self.settle_shards(Some(POS_INF))?;
+        self.finished = true;
+        Ok(out)
+    }
+
+    /// Pushes every batch, then finishes, and returns everything emitted.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn run<'a>(
+        &mut self,
+        batches: impl IntoIterator<Item = &'a RecordBatch>,
+    ) -> Result<WindowOut> {
+        let mut out = self.empty_output();
+        for b in batches {
+            out.extend(self.push(b)?);
+        }
+        out.extend(self.finish()?);
+        Ok(out)
+    }
+}
+
+/// Builds a fold factory (used by `ops::fold_window`).
+pub(crate) fn fold_factory<S: Send + 'static>(fns: FoldFns<S>) -> Arc<dyn AggFactory> {
+    Arc::new(FoldFactory { fns })
+}

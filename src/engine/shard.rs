@@ -1,0 +1,570 @@
+//! One shard of a window operator: the keys whose hash maps to it, with all their state.
+//! A shard owns its state outright; the operator runs shards in parallel on one rayon pool.
+//!
+//! Per micro-batch a shard (1) walks its rows in arrival order: interns the key, updates the
+//! key's watermark, routes the row to `late`, the ordered queue, or applies it (window
+//! assignment → `(row, slot)` pairs); (2) settles every key that may have something due:
+//! applies due queued rows, closes windows; (3) runs the aggregation updates as runs over
+//! slots; (4) evaluates the closed slots in one call.
+
+use arrow::array::{ArrayRef, Int64Array, ListArray, RecordBatch};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::SchemaRef;
+
+use super::keys::{BatchKeys, BoundKeys, KeyTable};
+use crate::agg::{BatchStore, BatchView, RowRef, SlotAgg};
+use crate::error::{Result, WindrowError};
+use crate::time::{NEG_INF, POS_INF};
+use crate::window::session::{Merge, Session, Sessions};
+use crate::window::{BoundWindower, FixedWindows, LATE_SESSION_ID};
+
+/// Watermark state of one key (or of the stream): spec §4.1.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClockState {
+    pub base: i64,
+    pub sys_of_max: i64,
+}
+
+impl ClockState {
+    pub fn new(sys_now: i64) -> Self {
+        ClockState {
+            base: NEG_INF,
+            sys_of_max: sys_now,
+        }
+    }
+
+    /// `W = base + (sys_now − sys_of_max)`; `−∞` stays `−∞`.
+    #[inline]
+    pub fn current(&self, sys_now: i64) -> i64 {
+        if self.base == NEG_INF {
+            return NEG_INF;
+        }
+        self.base
+            .saturating_add(sys_now.saturating_sub(self.sys_of_max))
+            .min(POS_INF - 1)
+    }
+
+    /// Offers a row's candidate `ts − wait`; returns the row's watermark.
+    #[inline]
+    pub fn offer(&mut self, cand: Option<i64>, sys_now: i64) -> i64 {
+        let w = self.current(sys_now);
+        match cand {
+            Some(c) if c > w => {
+                self.base = c;
+                self.sys_of_max = sys_now;
+                c
+            }
+            _ => w,
+        }
+    }
+}
+
+/// Configuration shared by all shards (read-only while processing).
+pub(crate) struct ShardConfig {
+    pub windower: BoundWindower,
+    /// `None`: wait forever.
+    pub wait: Option<i64>,
+    pub ordered: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct OpenWindow {
+    id: i64,
+    start: i64,
+    end: i64,
+    slot: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    ts: i64,
+    row: RowRef,
+}
+
+/// A window that closed this step.
+pub(crate) struct Closed {
+    key: u32,
+    id: i64,
+    start: i64,
+    end: i64,
+    slot: u32,
+    merged: Vec<i64>,
+}
+
+/// How the rows of this batch decide lateness.
+pub(crate) enum Lateness<'a> {
+    /// Per-key clocks, updated row by row in the shard.
+    PerKey,
+    /// Per-stream scope (or SystemClock): lateness decided before sharding; every key with
+    /// state is settled against `watermark`.
+    Stream { late: &'a [bool], watermark: i64 },
+}
+
+/// What one shard emitted for one step.
+pub(crate) struct ShardOutput {
+    pub down: Option<RecordBatch>,
+    pub meta: Option<RecordBatch>,
+}
+
+pub(crate) struct Shard {
+    keys: KeyTable,
+    clocks: Vec<ClockState>,
+    fixed: Vec<Vec<OpenWindow>>,
+    sessions: Vec<Sessions>,
+    queues: Vec<Vec<Queued>>,
+    /// Keys with open windows or queued rows, for stream-scope settling and end of input.
+    active: Vec<u32>,
+    is_active: Vec<bool>,
+    touched: Vec<u32>,
+    touched_at: Vec<u64>,
+    free_slots: Vec<u32>,
+    next_slot: u32,
+    open_windows: usize,
+    agg: Box<dyn SlotAgg>,
+    store: BatchStore,
+    // Scratch, reused across batches.
+    op_refs: Vec<RowRef>,
+    op_slots: Vec<u32>,
+    op_merges: Vec<(usize, Merge)>,
+    merges: Vec<Merge>,
+    freed: Vec<u32>,
+    queue_releases: Vec<u64>,
+    closed: Vec<Closed>,
+}
+
+impl Shard {
+    pub fn new(keys: &BoundKeys, agg: Box<dyn SlotAgg>) -> Self {
+        Shard {
+            keys: KeyTable::new(keys.empty_rows()),
+            clocks: Vec::new(),
+            fixed: Vec::new(),
+            sessions: Vec::new(),
+            queues: Vec::new(),
+            active: Vec::new(),
+            is_active: Vec::new(),
+            touched: Vec::new(),
+            touched_at: Vec::new(),
+            free_slots: Vec::new(),
+            next_slot: 0,
+            open_windows: 0,
+            agg,
+            store: BatchStore::default(),
+            op_refs: Vec::new(),
+            op_slots: Vec::new(),
+            op_merges: Vec::new(),
+            merges: Vec::new(),
+            freed: Vec::new(),
+            queue_releases: Vec::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    /// Open windows (for progress reports).
+    pub fn open_windows(&self) -> usize {
+        self.open_windows
+    }
+
+    /// Number of keys seen.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn alloc_slot(&mut self) -> u32 {
+        self.open_windows += 1;
+        if let Some(s) = self.free_slots.pop() {
+            return s;
+        }
+        let s = self.next_slot;
+        self.next_slot += 1;
+        self.agg.ensure_slots(self.next_slot as usize);
+        s
+    }
+
+    fn mark_active(&mut self, k: u32) {
+        if !self.is_active[k as usize] {
+            self.is_active[k as usize] = true;
+            self.active.push(k);
+        }
+    }
+
+    /// Processes this shard's rows of one batch (`rows` in arrival order).
+    #[allow(clippy::too_many_arguments)]
+    pub fn process(
+        &mut self,
+        cfg: &ShardConfig,
+        seq: u64,
+        batch: &RecordBatch,
+        keys: &BatchKeys,
+        times: &[i64],
+        rows: &[u32],
+        lateness: &Lateness<'_>,
+        sys_now: i64,
+    ) -> Result<Vec<(u32, i64)>> {
+        self.store.pin(seq, batch);
+        let mut late = Vec::new();
+        for &r in rows {
+            let (k, new) = self.keys.intern(keys, r as usize);
+            if new {
+                self.clocks.push(ClockState::new(sys_now));
+                match cfg.windower {
+                    BoundWindower::Fixed(_) => self.fixed.push(Vec::new()),
+                    BoundWindower::Session { .. } => self.sessions.push(Sessions::default()),
+                }
+                if cfg.ordered {
+                    self.queues.push(Vec::new());
+                }
+                self.is_active.push(false);
+                self.touched_at.push(u64::MAX);
+            }
+            let ts = times[r as usize];
+            let is_late = match lateness {
+                Lateness::PerKey => {
+                    let cand = cfg.wait.and_then(|w| ts.checked_sub(w));
+                    let w = self.clocks[k as usize].offer(cand, sys_now);
+                    if self.touched_at[k as usize] != seq {
+                        self.touched_at[k as usize] = seq;
+                        self.touched.push(k);
+                    }
+                    ts < w
+                }
+                Lateness::Stream { late, .. } => late[r as usize],
+            };
+            if is_late {
+                match cfg.windower {
+                    BoundWindower::Fixed(f) => {
+                        // Representability was checked when the batch was normalised.
+                        let (first, last) = f.ids(ts).unwrap_or((0, -1));
+                        late.extend((first..=last).map(|id| (r, id)));
+                    }
+                    BoundWindower::Session { .. } => late.push((r, LATE_SESSION_ID)),
+                }
+                continue;
+            }
+            self.mark_active(k);
+            let row = RowRef { batch: seq, row: r };
+            if cfg.ordered {
+                self.queues[k as usize].push(Queued { ts, row });
+                self.store.retain(seq, 1);
+            } else {
+                self.apply(cfg, k, ts, row);
+            }
+        }
+        // Settle after the rows: per key for keys that had rows; per stream for every key
+        // with state (closing happens once per micro-batch, with the final watermark).
+        match lateness {
+            Lateness::PerKey => {
+                let touched = std::mem::take(&mut self.touched);
+                for &k in &touched {
+                    let w = self.clocks[k as usize].current(sys_now);
+                    self.settle(cfg, k, w, false);
+                }
+                self.touched = touched;
+                self.touched.clear();
+            }
+            Lateness::Stream { watermark, .. } => self.settle_all(cfg, *watermark, false),
+        }
+        self.flush_ops()?;
+        self.store.unpin(seq);
+        Ok(late)
+    }
+
+    /// Settles every key with state at watermark `w` (timers, stream scope, end of input).
+    pub fn settle_all(&mut self, cfg: &ShardConfig, w: i64, eof: bool) {
+        let active = std::mem::take(&mut self.active);
+        for &k in &active {
+            self.settle(cfg, k, w, eof);
+        }
+        self.active = active;
+        let is_active = &mut self.is_active;
+        let (fixed, sessions, queues) = (&self.fixed, &self.sessions, &self.queues);
+        self.active.retain(|&k| {
+            let ku = k as usize;
+            let has_windows = fixed.get(ku).is_some_and(|v| !v.is_empty())
+                || sessions.get(ku).is_some_and(|s| !s.live.is_empty());
+            let keep = has_windows || queues.get(ku).is_some_and(|q| !q.is_empty());
+            is_active[ku] = keep;
+            keep
+        });
+    }
+
+    /// Settles every key at its own current watermark (live-mode timers).
+    pub fn settle_all_per_key(&mut self, cfg: &ShardConfig, sys_now: i64) {
+        let active = std::mem::take(&mut self.active);
+        for &k in &active {
+            let w = self.clocks[k as usize].current(sys_now);
+            self.settle(cfg, k, w, false);
+        }
+        self.active = active;
+        self.settle_all(cfg, NEG_INF, false); // only prunes the active list
+    }
+
+    /// Spec §3.2 `settle`: apply due queued rows (sorted by time, ties in arrival order), then
+    /// close due windows in creation order.
+    fn settle(&mut self, cfg: &ShardConfig, k: u32, w: i64, eof: bool) {
+        let ku = k as usize;
+        if cfg.ordered && !self.queues[ku].is_empty() {
+            let queue = std::mem::take(&mut self.queues[ku]);
+            let (mut due, rest): (Vec<Queued>, Vec<Queued>) =
+                queue.into_iter().partition(|q| q.ts <= w);
+            self.queues[ku] = rest;
+            due.sort_by_key(|q| q.ts); // stable: ties keep arrival order
+            for q in due {
+                self.apply(cfg, k, q.ts, q.row);
+                self.queue_releases.push(q.row.batch);
+            }
+        }
+        match cfg.windower {
+            BoundWindower::Fixed(_) => {
+                let open = &mut self.fixed[ku];
+                let mut max_end = NEG_INF;
+                let closed = &mut self.closed;
+                open.retain(|win| {
+                    if win.end <= w {
+                        max_end = max_end.max(win.end);
+                        closed.push(Closed {
+                            key: k,
+                            id: win.id,
+                            start: win.start,
+                            end: win.end,
+                            slot: win.slot,
+                            merged: Vec::new(),
+                        });
+                        false
+                    } else {
+                        true
+                    }
+                });
+                if eof && max_end != NEG_INF {
+                    // Spec §9.3: a continuation after end of input can never reopen a window.
+                    let c = &mut self.clocks[ku];
+                    c.base = c.base.max(max_end);
+                }
+                if open.is_empty() {
+                    open.shrink_to(4);
+                }
+            }
+            BoundWindower::Session { gap } => {
+                let mut out = Vec::new();
+                self.sessions[ku].close(w, gap, &mut out);
+                for s in out {
+                    let Session {
+                        id,
+                        first,
+                        last,
+                        mut merged,
+                        slot,
+                    } = s;
+                    merged.sort_unstable();
+                    self.closed.push(Closed {
+                        key: k,
+                        id,
+                        start: first,
+                        end: last,
+                        slot,
+                        merged,
+                    });
+                }
+                if self.sessions[ku].live.is_empty() {
+                    self.sessions[ku].live.shrink_to(2);
+                }
+            }
+        }
+    }
+
+    /// Spec §3.2 `apply`: open the row's windows and queue the aggregation update.
+    fn apply(&mut self, cfg: &ShardConfig, k: u32, ts: i64, row: RowRef) {
+        match cfg.windower {
+            BoundWindower::Fixed(f) => self.apply_fixed(&f, k, ts, row),
+            BoundWindower::Session { gap } => {
+                let mut merges = std::mem::take(&mut self.merges);
+                let mut sessions = std::mem::take(&mut self.sessions[k as usize]);
+                let (_, slot) = sessions.assign(ts, gap, || self.alloc_slot(), &mut merges);
+                self.sessions[k as usize] = sessions;
+                self.op_refs.push(row);
+                self.op_slots.push(slot);
+                for m in merges.drain(..) {
+                    self.op_merges.push((self.op_refs.len(), m));
+                    self.freed.push(m.original_slot);
+                    self.open_windows -= 1;
+                }
+                self.merges = merges;
+            }
+        }
+    }
+
+    #[inline]
+    fn apply_fixed(&mut self, f: &FixedWindows, k: u32, ts: i64, row: RowRef) {
+        let Some((first, last)) = f.ids(ts) else {
+            return;
+        };
+        for id in first..=last {
+            let existing = self.fixed[k as usize]
+                .iter()
+                .find(|w| w.id == id)
+                .map(|w| w.slot);
+            let slot = match existing {
+                Some(s) => s,
+                None => {
+                    let (start, end) = f.bounds(id).unwrap_or((ts, ts));
+                    let slot = self.alloc_slot();
+                    self.fixed[k as usize].push(OpenWindow {
+                        id,
+                        start,
+                        end,
+                        slot,
+                    });
+                    slot
+                }
+            };
+            self.op_refs.push(row);
+            self.op_slots.push(slot);
+        }
+    }
+
+    /// Runs the queued aggregation updates: runs of one batch between merges.
+    fn flush_ops(&mut self) -> Result<()> {
+        let refs = std::mem::take(&mut self.op_refs);
+        let slots = std::mem::take(&mut self.op_slots);
+        let merges = std::mem::take(&mut self.op_merges);
+        let mut rows_scratch: Vec<u32> = Vec::new();
+        let mut start = 0;
+        let mut merge_iter = merges.iter().peekable();
+        while start < refs.len() || merge_iter.peek().is_some() {
+            // Merges that come before position `start`.
+            while let Some((pos, m)) = merge_iter.peek() {
+                if *pos <= start {
+                    self.agg
+                        .merge(m.target_slot, m.original_slot, &mut self.store)?;
+                    merge_iter.next();
+                } else {
+                    break;
+                }
+            }
+            if start >= refs.len() {
+                continue;
+            }
+            let limit = merge_iter.peek().map_or(refs.len(), |(p, _)| *p);
+            let seq = refs[start].batch;
+            let mut end = start;
+            while end < limit && refs[end].batch == seq {
+                end += 1;
+            }
+            rows_scratch.clear();
+            rows_scratch.extend(refs[start..end].iter().map(|r| r.row));
+            let batch = self
+                .store
+                .get(seq)
+                .cloned()
+                .ok_or_else(|| WindrowError::Internal(format!("batch {seq} not retained")))?;
+            self.agg.update(
+                &BatchView { seq, batch: &batch },
+                &rows_scratch,
+                &slots[start..end],
+                &mut self.store,
+            )?;
+            start = end;
+        }
+        for seq in self.queue_releases.drain(..) {
+            self.store.release(seq, 1);
+        }
+        let (mut refs, mut slots) = (refs, slots);
+        refs.clear();
+        slots.clear();
+        self.op_refs = refs;
+        self.op_slots = slots;
+        let mut merges = merges;
+        merges.clear();
+        self.op_merges = merges;
+        Ok(())
+    }
+
+    /// Settles for a timer or end of input and flushes.
+    pub fn settle_and_flush(
+        &mut self,
+        cfg: &ShardConfig,
+        w: Option<i64>,
+        sys_now: i64,
+    ) -> Result<()> {
+        match w {
+            Some(w) => self.settle_all(cfg, w, w == POS_INF),
+            None => self.settle_all_per_key(cfg, sys_now),
+        }
+        self.flush_ops()
+    }
+
+    /// Evaluates the windows closed in this step and builds `down` and `meta` batches.
+    pub fn emit_closed(
+        &mut self,
+        keys: &BoundKeys,
+        down_schema: &SchemaRef,
+        meta_schema: &SchemaRef,
+        ts_type: &arrow::datatypes::DataType,
+    ) -> Result<ShardOutput> {
+        let closed = std::mem::take(&mut self.closed);
+        if closed.is_empty() {
+            self.release_freed();
+            return Ok(ShardOutput {
+                down: None,
+                meta: None,
+            });
+        }
+        let slots: Vec<u32> = closed.iter().map(|c| c.slot).collect();
+        let results = self.agg.evaluate(&slots, &mut self.store)?;
+        self.open_windows -= closed.len();
+        self.freed.extend_from_slice(&slots);
+        self.release_freed();
+
+        let key_arrays = keys.decode(closed.iter().map(|c| self.keys.rows.row(c.key as usize)))?;
+        let ids: ArrayRef =
+            std::sync::Arc::new(closed.iter().map(|c| c.id).collect::<Int64Array>());
+        let starts = ts_array(closed.iter().map(|c| c.start), ts_type)?;
+        let ends = ts_array(closed.iter().map(|c| c.end), ts_type)?;
+
+        let mut down_cols = key_arrays.clone();
+        down_cols.extend([ids.clone(), starts.clone(), ends.clone()]);
+        down_cols.extend(results);
+        let down = RecordBatch::try_new(down_schema.clone(), down_cols)?;
+
+        let merged_values: Int64Array = closed
+            .iter()
+            .flat_map(|c| c.merged.iter().copied())
+            .collect();
+        let offsets = OffsetBuffer::from_lengths(closed.iter().map(|c| c.merged.len()));
+        let arrow::datatypes::DataType::List(item) = meta_schema
+            .field(meta_schema.fields().len() - 1)
+            .data_type()
+        else {
+            return Err(WindrowError::Internal("merged_ids is not a list".into()));
+        };
+        let merged = ListArray::try_new(
+            item.clone(),
+            offsets,
+            std::sync::Arc::new(merged_values),
+            None,
+        )?;
+        let mut meta_cols = key_arrays;
+        meta_cols.extend([ids, starts, ends, std::sync::Arc::new(merged) as ArrayRef]);
+        let meta = RecordBatch::try_new(meta_schema.clone(), meta_cols)?;
+        Ok(ShardOutput {
+            down: Some(down),
+            meta: Some(meta),
+        })
+    }
+
+    fn release_freed(&mut self) {
+        self.free_slots.append(&mut self.freed);
+    }
+
+    /// Retained input batches (memory diagnostics).
+    pub fn retained_batches(&self) -> usize {
+        self.store.len()
+    }
+}
+
+fn ts_array(
+    values: impl Iterator<Item = i64>,
+    ts_type: &arrow::datatypes::DataType,
+) -> Result<ArrayRef> {
+    let a: Int64Array = values.collect();
+    Ok(arrow::compute::cast(&a, ts_type)?)
+}

@@ -1,0 +1,246 @@
+//! Per-key session bookkeeping (spec §5.2): assignment, merge detection and closing.
+//!
+//! Sessions are kept in creation order (= ascending id). Their bounds are the first and last
+//! row timestamps, inclusive; the gap is not part of the window.
+
+/// One live session of a key.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Session {
+    pub id: i64,
+    pub first: i64,
+    pub last: i64,
+    /// Ids merged directly into this session (not transitive).
+    pub merged: Vec<i64>,
+    /// Aggregation state slot.
+    pub slot: u32,
+}
+
+/// A merge caused by an assignment: the original's state folds into the target's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Merge {
+    pub original_slot: u32,
+    pub target_slot: u32,
+    pub target_id: i64,
+}
+
+/// The session windower state of one key.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Sessions {
+    /// Live sessions in creation order.
+    pub live: Vec<Session>,
+    /// Ids are never reused, so this survives when no session is live (spec §14.2).
+    pub next_id: i64,
+}
+
+/// `a − b <= gap` without overflow.
+#[inline]
+fn within(a: i64, b: i64, gap: i64) -> bool {
+    i128::from(a) - i128::from(b) <= i128::from(gap)
+}
+
+impl Sessions {
+    /// Assigns `ts` to a session (creating one when none matches) and returns the assigned
+    /// session's `(id, slot)`. Merges the assignment causes are appended to `merges`, in the
+    /// order they must be applied, after the row has been applied to the assigned slot.
+    pub fn assign(
+        &mut self,
+        ts: i64,
+        gap: i64,
+        mut new_slot: impl FnMut() -> u32,
+        merges: &mut Vec<Merge>,
+    ) -> (i64, u32) {
+        for i in 0..self.live.len() {
+            let s = &mut self.live[i];
+            if s.first <= ts && ts <= s.last {
+                return (s.id, s.slot);
+            }
+            let extended = if s.first > ts && within(s.first, ts, gap) {
+                s.first = ts;
+                true
+            } else if ts > s.last && within(ts, s.last, gap) {
+                s.last = ts;
+                true
+            } else {
+                false
+            };
+            if extended {
+                let assigned = (s.id, s.slot);
+                self.detect_merges(gap, merges);
+                return assigned;
+            }
+        }
+        let slot = new_slot();
+        let id = self.next_id;
+        self.next_id += 1;
+        self.live.push(Session {
+            id,
+            first: ts,
+            last: ts,
+            merged: Vec::new(),
+            slot,
+        });
+        (id, slot)
+    }
+
+    /// The sweep of spec §5.2.2: sessions sorted by `first` (stable), each merged into the
+    /// current one when it starts within `gap` of the current one's end.
+    fn detect_merges(&mut self, gap: i64, merges: &mut Vec<Merge>) {
+        if self.live.len() < 2 {
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.live.len()).collect();
+        order.sort_by_key(|&i| self.live[i].first);
+        let mut removed = vec![false; self.live.len()];
+        let mut current = order[0];
+        for &next in &order[1..] {
+            if within(self.live[next].first, self.live[current].last, gap) {
+                let (next_last, next_id, next_slot) = (
+                    self.live[next].last,
+                    self.live[next].id,
+                    self.live[next].slot,
+                );
+                let cur = &mut self.live[current];
+                cur.last = cur.last.max(next_last);
+                cur.merged.push(next_id);
+                merges.push(Merge {
+                    original_slot: next_slot,
+                    target_slot: cur.slot,
+                    target_id: cur.id,
+                });
+                removed[next] = true;
+            } else {
+                current = next;
+            }
+        }
+        let mut i = 0;
+        self.live.retain(|_| {
+            let keep = !removed[i];
+            i += 1;
+            keep
+        });
+    }
+
+    /// Removes and returns (in creation order) every session with `last < w − gap`.
+    pub fn close(&mut self, w: i64, gap: i64, out: &mut Vec<Session>) {
+        let Some(limit) = w.checked_sub(gap) else {
+            return;
+        };
+        if w == crate::time::NEG_INF {
+            return;
+        }
+        let closes_all = w == crate::time::POS_INF;
+        self.live.retain(|s| {
+            if closes_all || s.last < limit {
+                out.push(s.clone());
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GAP: i64 = 10;
+
+    fn run(ts: &[i64]) -> (Sessions, Vec<Merge>) {
+        let mut s = Sessions::default();
+        let mut next = 0;
+        let mut merges = Vec::new();
+        for &t in ts {
+            s.assign(
+                t,
+                GAP,
+                || {
+                    next += 1;
+                    next - 1
+                },
+                &mut merges,
+            );
+        }
+        (s, merges)
+    }
+
+    fn bounds(s: &Sessions) -> Vec<(i64, i64, i64, Vec<i64>)> {
+        s.live
+            .iter()
+            .map(|x| (x.id, x.first, x.last, x.merged.clone()))
+            .collect()
+    }
+
+    // bytewax's SessionWindower test cases (spec §15), times in seconds.
+    #[test]
+    fn initial_and_extensions() {
+        assert_eq!(bounds(&run(&[0]).0), vec![(0, 0, 0, vec![])]);
+        assert_eq!(bounds(&run(&[0, 5]).0), vec![(0, 0, 5, vec![])]);
+        assert_eq!(bounds(&run(&[0, 10]).0), vec![(0, 0, 10, vec![])]);
+        assert_eq!(bounds(&run(&[0, -5]).0), vec![(0, -5, 0, vec![])]);
+        assert_eq!(bounds(&run(&[0, -10]).0), vec![(0, -10, 0, vec![])]);
+        assert_eq!(bounds(&run(&[0, 10, 5]).0), vec![(0, 0, 10, vec![])]);
+        assert_eq!(
+            bounds(&run(&[0, 11]).0),
+            vec![(0, 0, 0, vec![]), (1, 11, 11, vec![])]
+        );
+    }
+
+    #[test]
+    fn extend_merge() {
+        let (s, merges) = run(&[0, 20, 10]);
+        assert_eq!(bounds(&s), vec![(0, 0, 20, vec![1])]);
+        assert_eq!(
+            merges,
+            vec![Merge {
+                original_slot: 1,
+                target_slot: 0,
+                target_id: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn no_yes_no() {
+        let (s, merges) = run(&[0, 20, 40, 25]);
+        // 25 extends session 1 [20,25]; 40-25 <= 10 merges 2 into 1.
+        assert_eq!(bounds(&s), vec![(0, 0, 0, vec![]), (1, 20, 40, vec![2])]);
+        assert_eq!(merges.len(), 1);
+    }
+
+    #[test]
+    fn merge_target_is_the_earliest_opening_session() {
+        // x@100, y@85, z@92 → 0 merges into 1 (spec §5.2.3).
+        let (s, merges) = run(&[100, 85, 92]);
+        assert_eq!(bounds(&s), vec![(1, 85, 100, vec![0])]);
+        assert_eq!(
+            merges,
+            vec![Merge {
+                original_slot: 0,
+                target_slot: 1,
+                target_id: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn merged_ids_are_not_transitive() {
+        let (s, _) = run(&[0, 30, 50, 40, 20, 10]);
+        assert_eq!(bounds(&s), vec![(0, 0, 50, vec![1])]);
+    }
+
+    #[test]
+    fn close_is_strict_and_keeps_next_id() {
+        let (mut s, _) = run(&[0, 30]);
+        let mut out = Vec::new();
+        s.close(10, GAP, &mut out);
+        assert!(out.is_empty(), "last 0 is not < 10 - 10");
+        s.close(11, GAP, &mut out);
+        assert_eq!(out.len(), 1);
+        s.close(crate::time::POS_INF, GAP, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(s.live.is_empty());
+        assert_eq!(s.next_id, 2);
+        s.close(crate::time::NEG_INF, GAP, &mut out);
+    }
+}

@@ -1,0 +1,4 @@
+//! Test-support modules shared by the integration tests (`mod common;`).
+#![allow(dead_code)]
+
+pub mod reference;
