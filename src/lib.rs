@@ -50,11 +50,11 @@ pub use error::{Result, WindrowError};
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::agg::{Agg, AggFunc, CollectInto, FoldFns, Row, RowView};
+    pub use crate::agg::{Agg, AggFunc, CollectInto, EmitMode, FoldFns, InsertMode, Row, RowView};
     pub use crate::engine::{KeySpec, WindowOpBuilder, WindowOperator, WindowOut};
     pub use crate::ops::{
-        KeyedStream, WindowConfig, agg_window, collect_window, count_window, fold_window, key_on,
-        max_window, min_window, reduce_window,
+        JoinOpBuilder, JoinOperator, KeyedStream, WindowConfig, agg_window, collect_window, count_window, fold_window,
+        join_window, key_on, max_window, min_window, reduce_window,
     };
     pub use crate::time::{Clock, EventClock, ManualTime, SystemClock, TimeSource, WatermarkScope};
     pub use crate::window::{SessionWindower, SlidingWindower, TumblingWindower, Windower};

@@ -42,15 +42,7 @@ use adapter::{Outcome, ScenarioInput, Streams};
 // ---------------------------------------------------------------------------
 // Known vocabulary (README §3).
 
-const OPERATORS: &[&str] = &[
-    "count",
-    "fold_sum",
-    "collect",
-    "reduce_sum",
-    "max",
-    "min",
-    "join",
-];
+const OPERATORS: &[&str] = &["count", "fold_sum", "collect", "reduce_sum", "max", "min", "join"];
 const WINDOWER_KINDS: &[&str] = &["tumbling", "sliding", "session"];
 const INSERT_MODES: &[&str] = &["first", "last", "product"];
 const EMIT_MODES: &[&str] = &["complete", "final", "running"];
@@ -167,10 +159,7 @@ fn cmp_value(a: &Value, b: &Value) -> Ordering {
             xs.sort_unstable_by(|p, q| p.0.cmp(q.0));
             ys.sort_unstable_by(|p, q| p.0.cmp(q.0));
             for ((ka, va), (kb, vb)) in xs.iter().zip(&ys) {
-                let o = ka
-                    .as_bytes()
-                    .cmp(kb.as_bytes())
-                    .then_with(|| cmp_value(va, vb));
+                let o = ka.as_bytes().cmp(kb.as_bytes()).then_with(|| cmp_value(va, vb));
                 if o != Ordering::Equal {
                     return o;
                 }
@@ -280,10 +269,7 @@ fn compare_stream(stream: Stream, expected: &[Value], actual: &[Value]) -> Strea
                 }
             }
         }
-        for (what, list) in [
-            ("missing from windrow", &missing),
-            ("unexpected from windrow", &extra),
-        ] {
+        for (what, list) in [("missing from windrow", &missing), ("unexpected from windrow", &extra)] {
             if list.is_empty() {
                 continue;
             }
@@ -298,11 +284,7 @@ fn compare_stream(stream: Stream, expected: &[Value], actual: &[Value]) -> Strea
             problems.push(s);
         }
     }
-    StreamCheck {
-        expected: exp.len(),
-        actual: act.len(),
-        problems,
-    }
+    StreamCheck { expected: exp.len(), actual: act.len(), problems }
 }
 
 /// The `key` of a record as a string (non-string keys by their JSON text).
@@ -319,12 +301,7 @@ type KeyOrder = BTreeMap<String, Vec<usize>>;
 
 /// Checks windrow's per-key emission sequence of `stream` against the
 /// expected one (`order` mapped through the expected file's lines).
-fn check_order(
-    stream: Stream,
-    expected: &[Value],
-    order: &KeyOrder,
-    actual: &[Value],
-) -> Vec<String> {
+fn check_order(stream: Stream, expected: &[Value], order: &KeyOrder, actual: &[Value]) -> Vec<String> {
     let mut act_by_key: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for r in actual {
         act_by_key.entry(key_of(r)).or_default().push(r);
@@ -337,12 +314,7 @@ fn check_order(
 
     let mut bad = Vec::new();
     for key in keys {
-        let exp: Vec<&Value> = order
-            .get(key)
-            .unwrap_or(&empty_idx)
-            .iter()
-            .map(|&i| &expected[i])
-            .collect();
+        let exp: Vec<&Value> = order.get(key).unwrap_or(&empty_idx).iter().map(|&i| &expected[i]).collect();
         let act = act_by_key.get(key).unwrap_or(&empty_act);
         let first_diff = (0..exp.len().max(act.len())).find(|&i| match (exp.get(i), act.get(i)) {
             (Some(e), Some(a)) => !records_equal(stream, e, a),
@@ -365,10 +337,7 @@ fn check_order(
     if bad.len() > MAX_ORDER_KEYS {
         let more = bad.len() - MAX_ORDER_KEYS;
         bad.truncate(MAX_ORDER_KEYS);
-        bad.push(format!(
-            "{} emission order: {more} more key(s) differ",
-            stream.name()
-        ));
+        bad.push(format!("{} emission order: {more} more key(s) differ", stream.name()));
     }
     bad
 }
@@ -392,8 +361,7 @@ fn read_jsonl(path: &Path) -> Result<Vec<Value>, String> {
         if line.trim().is_empty() {
             return Err(format!("{}:{}: blank line", path.display(), n + 1));
         }
-        let v = serde_json::from_str(&line)
-            .map_err(|e| format!("{}:{}: invalid JSON: {e}", path.display(), n + 1))?;
+        let v = serde_json::from_str(&line).map_err(|e| format!("{}:{}: invalid JSON: {e}", path.display(), n + 1))?;
         out.push(v);
     }
     Ok(out)
@@ -404,18 +372,14 @@ fn read_jsonl(path: &Path) -> Result<Vec<Value>, String> {
 fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, String> {
     let ctx = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let file = File::open(path).map_err(|e| ctx(&e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(|e| ctx(&e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| ctx(&e))?;
     let mut batches = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| ctx(&e))?;
         let schema = batch.schema();
         let mut indices = Vec::new();
         for name in ["key", "ts", "value"] {
-            let i = schema
-                .index_of(name)
-                .map_err(|_| ctx(&format!("no column `{name}` (schema: {schema})")))?;
+            let i = schema.index_of(name).map_err(|_| ctx(&format!("no column `{name}` (schema: {schema})")))?;
             let t = schema.field(i).data_type();
             let ok = match name {
                 "key" => *t == DataType::Utf8,
@@ -454,11 +418,7 @@ fn validate(spec: &Value) -> Vec<String> {
     let mut errs = Vec::new();
     let mut check = |path: &[&str], known: &[&str], required: bool| match str_field(spec, path) {
         Some(s) if known.contains(&s) => {}
-        Some(s) => errs.push(format!(
-            "unknown {} {s:?} (known: {})",
-            path.join("."),
-            known.join(", ")
-        )),
+        Some(s) => errs.push(format!("unknown {} {s:?} (known: {})", path.join("."), known.join(", "))),
         None if spec.pointer(&format!("/{}", path.join("/"))).is_some() => {
             errs.push(format!("{} is not a string", path.join(".")))
         }
@@ -490,12 +450,7 @@ fn input_names(spec: &Value) -> Vec<String> {
     if str_field(spec, &["operator"]) == Some("join") {
         spec.pointer("/join/sides")
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
             .unwrap_or_default()
     } else {
         vec!["events".to_string()]
@@ -509,14 +464,10 @@ fn load_inputs(dir: &Path, spec: &Value) -> Result<Vec<ScenarioInput>, String> {
             .ok_or_else(|| format!("scenario.json has no inputs.{name}.parquet"))?;
         let batches = read_parquet(&dir.join(rel))?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if let Some(want) = spec
-            .pointer(&format!("/input_rows/{name}"))
-            .and_then(Value::as_u64)
+        if let Some(want) = spec.pointer(&format!("/input_rows/{name}")).and_then(Value::as_u64)
             && rows as u64 != want
         {
-            return Err(format!(
-                "input {name} ({rel}) has {rows} rows, input_rows says {want}"
-            ));
+            return Err(format!("input {name} ({rel}) has {rows} rows, input_rows says {want}"));
         }
         inputs.push(ScenarioInput { name, batches });
     }
@@ -541,38 +492,24 @@ fn load_expected(dir: &Path, spec: &Value) -> Result<Expected, String> {
     let mut lines: [Vec<Value>; 3] = Default::default();
     let mut notes = Vec::new();
     for st in STREAMS {
-        let rel = files
-            .get(st.name())
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("expected.{} is missing", st.name()))?;
+        let rel =
+            files.get(st.name()).and_then(Value::as_str).ok_or_else(|| format!("expected.{} is missing", st.name()))?;
         let recs = read_jsonl(&dir.join(rel))?;
-        if let Some(n) = spec
-            .pointer(&format!("/counts/{}", st.name()))
-            .and_then(Value::as_u64)
+        if let Some(n) = spec.pointer(&format!("/counts/{}", st.name())).and_then(Value::as_u64)
             && recs.len() as u64 != n
         {
-            return Err(format!(
-                "{rel} has {} lines, counts.{} says {n}",
-                recs.len(),
-                st.name()
-            ));
+            return Err(format!("{rel} has {} lines, counts.{} says {n}", recs.len(), st.name()));
         }
-        if recs
-            .windows(2)
-            .any(|w| cmp_record(st, &w[0], &w[1]) == Ordering::Greater)
-        {
-            notes.push(format!(
-                "note: {rel} is not sorted by the harness's order (harmless; README says it should be)"
-            ));
+        if recs.windows(2).any(|w| cmp_record(st, &w[0], &w[1]) == Ordering::Greater) {
+            notes
+                .push(format!("note: {rel} is not sorted by the harness's order (harmless; README says it should be)"));
         }
         lines[st.index()] = recs;
     }
 
     let flags = spec.pointer("/emission_order/per_key_order_same_when_whole_input_is_one_batch");
-    let checked: Vec<Stream> = STREAMS
-        .into_iter()
-        .filter(|st| flags.and_then(|f| f.get(st.name())) == Some(&Value::Bool(true)))
-        .collect();
+    let checked: Vec<Stream> =
+        STREAMS.into_iter().filter(|st| flags.and_then(|f| f.get(st.name())) == Some(&Value::Bool(true))).collect();
     let mut order: [Option<KeyOrder>; 3] = Default::default();
     if !checked.is_empty() {
         let rel = files
@@ -587,15 +524,12 @@ fn load_expected(dir: &Path, spec: &Value) -> Result<Expected, String> {
         for (n, line) in read_jsonl(&path)?.iter().enumerate() {
             let at = || format!("{}:{}", path.display(), n + 1);
             let stream_name = line.get("stream").and_then(Value::as_str).unwrap_or("");
-            let st = Stream::from_name(stream_name)
-                .ok_or_else(|| format!("{}: unknown stream {stream_name:?}", at()))?;
+            let st =
+                Stream::from_name(stream_name).ok_or_else(|| format!("{}: unknown stream {stream_name:?}", at()))?;
             let Some(map) = order[st.index()].as_mut() else {
                 continue; // order of this stream is not checked
             };
-            let key = line
-                .get("key")
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("{}: missing key", at()))?;
+            let key = line.get("key").and_then(Value::as_str).ok_or_else(|| format!("{}: missing key", at()))?;
             let idx = line
                 .get("line_index")
                 .and_then(Value::as_array)
@@ -609,19 +543,11 @@ fn load_expected(dir: &Path, spec: &Value) -> Result<Expected, String> {
                 })
                 .collect::<Result<Vec<usize>, String>>()?;
             if map.insert(key.to_string(), idx).is_some() {
-                return Err(format!(
-                    "{}: duplicate line for ({}, {key:?})",
-                    at(),
-                    st.name()
-                ));
+                return Err(format!("{}: duplicate line for ({}, {key:?})", at(), st.name()));
             }
         }
     }
-    Ok(Expected {
-        lines,
-        order,
-        notes,
-    })
+    Ok(Expected { lines, order, notes })
 }
 
 /// Runs the adapter, turning a panic into an error message.
@@ -652,12 +578,7 @@ struct Verdict {
 
 impl Verdict {
     fn fail(summary: impl Into<String>, details: Vec<String>) -> Verdict {
-        Verdict {
-            ok: false,
-            summary: summary.into(),
-            details,
-            notes: Vec::new(),
-        }
+        Verdict { ok: false, summary: summary.into(), details, notes: Vec::new() }
     }
 }
 
@@ -665,14 +586,8 @@ impl Verdict {
 fn judge_error_outcome(expected_error: &Value, outcome: Result<Outcome, String>) -> Verdict {
     let want = format!(
         "{}: {}",
-        expected_error
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("error"),
-        expected_error
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("?"),
+        expected_error.get("type").and_then(Value::as_str).unwrap_or("error"),
+        expected_error.get("message").and_then(Value::as_str).unwrap_or("?"),
     );
     match outcome {
         Ok(Outcome::ConstructionError(msg)) => Verdict {
@@ -733,12 +648,7 @@ fn judge_streams(expected: &Expected, streams: &Streams) -> Verdict {
         summary.push_str(&format!("; per-key order ok ({})", order_checked.join(",")));
     }
     let ok = details.is_empty() && !order_failed;
-    Verdict {
-        ok,
-        summary,
-        details,
-        notes: Vec::new(),
-    }
+    Verdict { ok, summary, details, notes: Vec::new() }
 }
 
 fn expected_counts(expected: &Expected) -> String {
@@ -757,19 +667,14 @@ fn run_scenario_dir(dir: &Path, name: &str) -> Verdict {
     {
         Ok(v) => v,
         Err(e) => {
-            return Verdict::fail(
-                "cannot read scenario.json",
-                vec![format!("{}: {e}", spec_path.display())],
-            );
+            return Verdict::fail("cannot read scenario.json", vec![format!("{}: {e}", spec_path.display())]);
         }
     };
     let mut notes = Vec::new();
     if let Some(n) = spec.get("name").and_then(Value::as_str)
         && n != name
     {
-        notes.push(format!(
-            "note: scenario.json name {n:?} differs from the folder name"
-        ));
+        notes.push(format!("note: scenario.json name {n:?} differs from the folder name"));
     }
 
     let errs = validate(&spec);
@@ -791,27 +696,16 @@ fn run_scenario_dir(dir: &Path, name: &str) -> Verdict {
             };
             let described: Vec<String> = inputs
                 .iter()
-                .map(|i| {
-                    format!(
-                        "{} {} rows",
-                        i.name,
-                        i.batches.iter().map(RecordBatch::num_rows).sum::<usize>()
-                    )
-                })
+                .map(|i| format!("{} {} rows", i.name, i.batches.iter().map(RecordBatch::num_rows).sum::<usize>()))
                 .collect();
             match call_adapter(&spec, &inputs) {
                 Ok(Outcome::Ran(streams)) => judge_streams(&expected, &streams),
-                Ok(Outcome::ConstructionError(msg)) => Verdict::fail(
-                    "windrow refused to build the operator",
-                    vec![format!("construction error: {msg}")],
-                ),
+                Ok(Outcome::ConstructionError(msg)) => {
+                    Verdict::fail("windrow refused to build the operator", vec![format!("construction error: {msg}")])
+                }
                 Err(e) => Verdict::fail(
                     e,
-                    vec![format!(
-                        "inputs: {}; expected {}",
-                        described.join(", "),
-                        expected_counts(&expected)
-                    )],
+                    vec![format!("inputs: {}; expected {}", described.join(", "), expected_counts(&expected))],
                 ),
             }
         }
@@ -827,22 +721,15 @@ fn run_scenario_dir(dir: &Path, name: &str) -> Verdict {
 fn parity_dir() -> PathBuf {
     match std::env::var_os("WINDROW_PARITY_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("shared")
-            .join("parity"),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join("parity"),
     }
 }
 
 /// Immediate subdirectories of `dir` that contain `scenario.json`, sorted by
 /// name.
 fn discover(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        format!(
-            "parity directory {} cannot be read: {e} (set WINDROW_PARITY_DIR)",
-            dir.display()
-        )
-    })?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("parity directory {} cannot be read: {e} (set WINDROW_PARITY_DIR)", dir.display()))?;
     let mut found = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?;
@@ -852,10 +739,7 @@ fn discover(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
         }
     }
     if found.is_empty() {
-        return Err(format!(
-            "parity directory {} contains no scenario folder",
-            dir.display()
-        ));
+        return Err(format!("parity directory {} contains no scenario folder", dir.display()));
     }
     found.sort();
     Ok(found)
@@ -872,11 +756,7 @@ fn parity_scenarios() {
         let start = Instant::now();
         let v = run_scenario_dir(path, name);
         let ms = start.elapsed().as_secs_f64() * 1e3;
-        println!(
-            "{} {name}: {} ({ms:.1} ms)",
-            if v.ok { "PASS" } else { "FAIL" },
-            v.summary
-        );
+        println!("{} {name}: {} ({ms:.1} ms)", if v.ok { "PASS" } else { "FAIL" }, v.summary);
         for n in &v.notes {
             println!("     {n}");
         }
@@ -889,11 +769,7 @@ fn parity_scenarios() {
         println!("parity: all {} scenarios pass", scenarios.len());
         return;
     }
-    let mut msg = format!(
-        "{} of {} parity scenarios failed:\n",
-        failures.len(),
-        scenarios.len()
-    );
+    let mut msg = format!("{} of {} parity scenarios failed:\n", failures.len(), scenarios.len());
     for (name, v) in &failures {
         msg.push_str(&format!("\n{name}: {}\n", v.summary));
         for d in &v.details {
@@ -916,27 +792,10 @@ mod harness_tests {
 
     #[test]
     fn value_order_by_type() {
-        let v = vec![
-            json!({"ts": "x"}),
-            json!([1]),
-            json!("s"),
-            json!(3),
-            json!(null),
-            json!(true),
-        ];
+        let v = vec![json!({"ts": "x"}), json!([1]), json!("s"), json!(3), json!(null), json!(true)];
         let mut s = v.clone();
         s.sort_by(cmp_value);
-        assert_eq!(
-            s,
-            vec![
-                json!(null),
-                json!(true),
-                json!(3),
-                json!("s"),
-                json!([1]),
-                json!({"ts": "x"})
-            ]
-        );
+        assert_eq!(s, vec![json!(null), json!(true), json!(3), json!("s"), json!([1]), json!({"ts": "x"})]);
     }
 
     #[test]
@@ -954,28 +813,16 @@ mod harness_tests {
         assert_eq!(cmp_value(&json!([1]), &json!([1, 2])), Ordering::Less);
         assert_eq!(cmp_value(&json!([1, 2]), &json!([2])), Ordering::Less);
         assert_eq!(cmp_value(&json!([1, null]), &json!([1, 3])), Ordering::Less);
-        assert_eq!(
-            cmp_value(&json!([null, 9]), &json!([1, null])),
-            Ordering::Less
-        );
+        assert_eq!(cmp_value(&json!([null, 9]), &json!([1, null])), Ordering::Less);
         // objects: by ts, then value
         let a = json!({"ts": "2024-01-01T00:00:00.000000Z", "value": 9});
         let b = json!({"value": 1, "ts": "2024-01-01T00:00:01.000000Z"});
         let c = json!({"ts": "2024-01-01T00:00:01.000000Z", "value": 2.0});
         assert_eq!(cmp_value(&a, &b), Ordering::Less);
         assert_eq!(cmp_value(&b, &c), Ordering::Less);
-        assert_eq!(
-            cmp_value(
-                &c,
-                &json!({"ts": "2024-01-01T00:00:01.000000Z", "value": 2})
-            ),
-            Ordering::Equal
-        );
+        assert_eq!(cmp_value(&c, &json!({"ts": "2024-01-01T00:00:01.000000Z", "value": 2})), Ordering::Equal);
         // an extra field makes objects differ
-        assert_ne!(
-            cmp_value(&json!({"a": 1}), &json!({"a": 1, "b": null})),
-            Ordering::Equal
-        );
+        assert_ne!(cmp_value(&json!({"a": 1}), &json!({"a": 1, "b": null})), Ordering::Equal);
     }
 
     #[test]
@@ -992,17 +839,10 @@ mod harness_tests {
             .iter()
             .map(|r| (key_of(r), r["window_id"].as_i64().unwrap_or(i64::MAX)))
             .collect();
-        let want: Vec<(String, i64)> = [
-            ("B", 0),
-            ("a", -10),
-            ("a", -2),
-            ("a", -2),
-            ("a", 2),
-            ("b", -1),
-        ]
-        .iter()
-        .map(|(k, w)| (k.to_string(), *w))
-        .collect();
+        let want: Vec<(String, i64)> = [("B", 0), ("a", -10), ("a", -2), ("a", -2), ("a", 2), ("b", -1)]
+            .iter()
+            .map(|(k, w)| (k.to_string(), *w))
+            .collect();
         assert_eq!(got, want);
         let s = sorted(
             Stream::Down,
@@ -1019,14 +859,8 @@ mod harness_tests {
         let r = |ts: &str, value: f64, side: i64| json!({"key": "k", "window_id": 0, "side": side, "ts": ts, "value": value});
         let t0 = "2024-01-01T00:00:00.000000Z";
         let t1 = "2024-01-01T00:00:00.000001Z";
-        let s = sorted(
-            Stream::Late,
-            vec![r(t1, 0.0, 0), r(t0, 2.0, 0), r(t0, 1.0, 1), r(t0, 1.0, 0)],
-        );
-        assert_eq!(
-            s,
-            vec![r(t0, 1.0, 0), r(t0, 1.0, 1), r(t0, 2.0, 0), r(t1, 0.0, 0)]
-        );
+        let s = sorted(Stream::Late, vec![r(t1, 0.0, 0), r(t0, 2.0, 0), r(t0, 1.0, 1), r(t0, 1.0, 0)]);
+        assert_eq!(s, vec![r(t0, 1.0, 0), r(t0, 1.0, 1), r(t0, 2.0, 0), r(t1, 0.0, 0)]);
     }
 
     #[test]
@@ -1034,26 +868,14 @@ mod harness_tests {
         let a = json!({"key": "a", "window_id": 0, "result": [1, null]});
         let b = json!({"key": "a", "window_id": 0, "result": [1, 3]});
         // order does not matter
-        let ok = compare_stream(
-            Stream::Down,
-            &[a.clone(), a.clone(), b.clone()],
-            &[b.clone(), a.clone(), a.clone()],
-        );
+        let ok = compare_stream(Stream::Down, &[a.clone(), a.clone(), b.clone()], &[b.clone(), a.clone(), a.clone()]);
         assert!(ok.problems.is_empty(), "{:?}", ok.problems);
         // duplicates count
-        let bad = compare_stream(
-            Stream::Down,
-            &[a.clone(), a.clone(), b.clone()],
-            &[a.clone(), b.clone(), b.clone()],
-        );
+        let bad = compare_stream(Stream::Down, &[a.clone(), a.clone(), b.clone()], &[a.clone(), b.clone(), b.clone()]);
         assert_eq!(bad.problems.len(), 3, "{:?}", bad.problems);
         assert!(bad.problems[1].contains("missing from windrow: 1"));
         assert!(bad.problems[2].contains("unexpected from windrow: 1"));
-        let short = compare_stream(
-            Stream::Down,
-            &[a.clone(), a.clone()],
-            std::slice::from_ref(&a),
-        );
+        let short = compare_stream(Stream::Down, &[a.clone(), a.clone()], std::slice::from_ref(&a));
         assert!(short.problems[0].contains("expected 2 records, windrow 1"));
         assert!(short.problems[0].contains("<none>"));
         // integral floats equal integers
@@ -1061,15 +883,10 @@ mod harness_tests {
         let i = json!({"key": "a", "window_id": 0, "result": 15});
         assert!(compare_stream(Stream::Down, &[i], &[f]).problems.is_empty());
         // an extra field (e.g. `side` outside joins) is a difference
-        let late =
-            json!({"key": "a", "window_id": 0, "ts": "2024-01-01T00:00:00.000000Z", "value": 1});
+        let late = json!({"key": "a", "window_id": 0, "ts": "2024-01-01T00:00:00.000000Z", "value": 1});
         let mut with_side = late.clone();
         with_side["side"] = json!(0);
-        assert!(
-            !compare_stream(Stream::Late, &[late], &[with_side])
-                .problems
-                .is_empty()
-        );
+        assert!(!compare_stream(Stream::Late, &[late], &[with_side]).problems.is_empty());
     }
 
     #[test]
@@ -1077,9 +894,7 @@ mod harness_tests {
         let r = |k: &str, w: i64| json!({"key": k, "window_id": w, "result": 1});
         // expected file (sorted): a0 a1 a2 b0; bytewax emitted a as 0,2,1
         let expected = vec![r("a", 0), r("a", 1), r("a", 2), r("b", 0)];
-        let order: KeyOrder = [("a".to_string(), vec![0, 2, 1]), ("b".to_string(), vec![3])]
-            .into_iter()
-            .collect();
+        let order: KeyOrder = [("a".to_string(), vec![0, 2, 1]), ("b".to_string(), vec![3])].into_iter().collect();
         // cross-key interleaving is free
         let good = vec![r("a", 0), r("b", 0), r("a", 2), r("a", 1)];
         assert!(check_order(Stream::Down, &expected, &order, &good).is_empty());
@@ -1087,10 +902,7 @@ mod harness_tests {
         let bad = vec![r("a", 0), r("a", 1), r("a", 2), r("b", 0)];
         let errs = check_order(Stream::Down, &expected, &order, &bad);
         assert_eq!(errs.len(), 1);
-        assert!(
-            errs[0].contains("key \"a\"") && errs[0].contains("position 1"),
-            "{errs:?}"
-        );
+        assert!(errs[0].contains("key \"a\"") && errs[0].contains("position 1"), "{errs:?}");
         // duplicate lines: compare records, not indices
         let dup = vec![r("a", 0), r("a", 0)];
         let order: KeyOrder = [("a".to_string(), vec![1, 0])].into_iter().collect();
@@ -1102,44 +914,18 @@ mod harness_tests {
         let r = json!({"key": "a", "window_id": 0, "result": 1});
         let expected = Expected {
             lines: [vec![r.clone()], Vec::new(), Vec::new()],
-            order: [
-                Some([("a".to_string(), vec![0])].into_iter().collect()),
-                None,
-                None,
-            ],
+            order: [Some([("a".to_string(), vec![0])].into_iter().collect()), None, None],
             notes: Vec::new(),
         };
-        let ok = judge_streams(
-            &expected,
-            &Streams {
-                down: vec![r.clone()],
-                late: Vec::new(),
-                meta: Vec::new(),
-            },
-        );
+        let ok = judge_streams(&expected, &Streams { down: vec![r.clone()], late: Vec::new(), meta: Vec::new() });
         assert!(ok.ok, "{:?}", ok.details);
-        let bad = judge_streams(
-            &expected,
-            &Streams {
-                down: Vec::new(),
-                late: vec![r.clone()],
-                meta: Vec::new(),
-            },
-        );
+        let bad = judge_streams(&expected, &Streams { down: Vec::new(), late: vec![r.clone()], meta: Vec::new() });
         assert!(!bad.ok);
-        assert!(
-            bad.summary.contains("down 0/1 DIFF") && bad.summary.contains("late 1/0 DIFF"),
-            "{}",
-            bad.summary
-        );
+        assert!(bad.summary.contains("down 0/1 DIFF") && bad.summary.contains("late 1/0 DIFF"), "{}", bad.summary);
 
         let ee = json!({"type": "ValueError", "message": "gaps"});
         assert!(judge_error_outcome(&ee, Ok(Outcome::ConstructionError("nope".into()))).ok);
-        let ran = Outcome::Ran(Streams {
-            down: Vec::new(),
-            late: Vec::new(),
-            meta: Vec::new(),
-        });
+        let ran = Outcome::Ran(Streams { down: Vec::new(), late: Vec::new(), meta: Vec::new() });
         assert!(!judge_error_outcome(&ee, Ok(ran)).ok);
         assert!(!judge_error_outcome(&ee, Err("adapter error: x".into())).ok);
     }
@@ -1175,22 +961,20 @@ mod harness_tests {
     #[test]
     fn reads_gzip_jsonl() {
         use std::io::Write;
-        let path =
-            std::env::temp_dir().join(format!("windrow_parity_{}.jsonl.gz", std::process::id()));
+        let path = std::env::temp_dir().join(format!("windrow_parity_{}.jsonl.gz", std::process::id()));
         let file = File::create(&path).expect("create temp file");
         let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-        gz.write_all(b"{\"key\":\"a\",\"window_id\":-3,\"result\":92}\n{\"key\":\"a\",\"window_id\":-2,\"result\":1.5}\n")
-            .expect("write gz");
+        gz.write_all(
+            b"{\"key\":\"a\",\"window_id\":-3,\"result\":92}\n{\"key\":\"a\",\"window_id\":-2,\"result\":1.5}\n",
+        )
+        .expect("write gz");
         gz.finish().expect("finish gz");
         let lines = read_jsonl(&path);
         let _ = std::fs::remove_file(&path);
         let lines = lines.expect("read gz");
         assert_eq!(
             lines,
-            vec![
-                json!({"key":"a","window_id":-3,"result":92}),
-                json!({"key":"a","window_id":-2,"result":1.5})
-            ]
+            vec![json!({"key":"a","window_id":-3,"result":92}), json!({"key":"a","window_id":-2,"result":1.5})]
         );
     }
 
@@ -1200,21 +984,9 @@ mod harness_tests {
         assert_eq!(format_ts_us(0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(format_ts_us(-1), "1969-12-31T23:59:59.999999Z");
         assert_eq!(format_ts_us(-1_500_000), "1969-12-31T23:59:58.500000Z");
-        assert_eq!(
-            format_ts_us(1_704_067_290_000_000),
-            "2024-01-01T00:01:30.000000Z"
-        );
-        assert_eq!(
-            format_ts_us(1_704_069_900_500_000),
-            "2024-01-01T00:45:00.500000Z"
-        );
-        for us in [
-            0,
-            -1,
-            -1_500_000,
-            1_704_067_290_000_001,
-            -62_135_596_800_000_000,
-        ] {
+        assert_eq!(format_ts_us(1_704_067_290_000_000), "2024-01-01T00:01:30.000000Z");
+        assert_eq!(format_ts_us(1_704_069_900_500_000), "2024-01-01T00:45:00.500000Z");
+        for us in [0, -1, -1_500_000, 1_704_067_290_000_001, -62_135_596_800_000_000] {
             assert_eq!(parse_ts_us(&format_ts_us(us)), Ok(us));
         }
         assert!(parse_ts_us("2024-01-01T00:00:00Z").is_err());
@@ -1225,48 +997,29 @@ mod harness_tests {
         assert_eq!(secs_to_us(-1.5), Ok(-1_500_000));
         assert!(secs_to_us(86_400_000_000_000.0).is_err()); // timedelta.max rendering
         assert!(secs_to_us(1e-7).is_err());
-        assert_eq!(
-            duration_field_us(&json!({"gap_s": 10}), "gap_s"),
-            Ok(10_000_000)
-        );
+        assert_eq!(duration_field_us(&json!({"gap_s": 10}), "gap_s"), Ok(10_000_000));
 
-        assert_eq!(
-            serde_json::to_string(&num(15.0)).ok().as_deref(),
-            Some("15")
-        );
-        assert_eq!(
-            serde_json::to_string(&num(-3.25)).ok().as_deref(),
-            Some("-3.25")
-        );
+        assert_eq!(serde_json::to_string(&num(15.0)).ok().as_deref(), Some("15"));
+        assert_eq!(serde_json::to_string(&num(-3.25)).ok().as_deref(), Some("-3.25"));
         assert_eq!(serde_json::to_string(&num(-0.0)).ok().as_deref(), Some("0"));
         assert_eq!(num(f64::NAN), json!("NaN"));
         assert_eq!(cmp_value(&num(92.0), &json!(92)), Ordering::Equal);
 
         assert_eq!(
             down_record("a", -3, count_result(92)),
-            serde_json::from_str::<Value>(r#"{"key":"a","window_id":-3,"result":92}"#)
-                .unwrap_or_default()
+            serde_json::from_str::<Value>(r#"{"key":"a","window_id":-3,"result":92}"#).unwrap_or_default()
         );
         assert_eq!(
             late_record("a", 0, Some(1), 1_704_069_900_500_000, 1000.0),
             json!({"key":"a","window_id":0,"side":1,"ts":"2024-01-01T00:45:00.500000Z","value":1000})
         );
         assert_eq!(
-            meta_record(
-                "s",
-                0,
-                1_704_067_200_000_000,
-                1_704_068_700_000_000,
-                &[3, 1]
-            ),
+            meta_record("s", 0, 1_704_067_200_000_000, 1_704_068_700_000_000, &[3, 1]),
             json!({"key":"s","window_id":0,"open_time":"2024-01-01T00:00:00.000000Z",
                    "close_time":"2024-01-01T00:25:00.000000Z","merged_ids":[1, 3]})
         );
         assert_eq!(list_result(&[1.0, 2.5]), json!([1, 2.5]));
-        assert_eq!(
-            row_result(0, 9.0),
-            json!({"ts": "1970-01-01T00:00:00.000000Z", "value": 9})
-        );
+        assert_eq!(row_result(0, 9.0), json!({"ts": "1970-01-01T00:00:00.000000Z", "value": 9}));
         assert_eq!(join_result(Some(1.0), None), json!([1, null]));
     }
 }

@@ -35,13 +35,7 @@ impl SlotAgg for RowCount {
     fn ensure_slots(&mut self, n: usize) {
         grow(&mut self.counts, n, 0);
     }
-    fn update(
-        &mut self,
-        _: &BatchView<'_>,
-        _rows: &[u32],
-        slots: &[u32],
-        _: &mut BatchStore,
-    ) -> Result<()> {
+    fn update(&mut self, _: &BatchView<'_>, _rows: &[u32], slots: &[u32], _: &mut BatchStore) -> Result<()> {
         for &s in slots {
             self.counts[s as usize] += 1;
         }
@@ -52,10 +46,7 @@ impl SlotAgg for RowCount {
         Ok(())
     }
     fn evaluate(&mut self, slots: &[u32], _: &mut BatchStore) -> Result<Vec<ArrayRef>> {
-        let out: Int64Array = slots
-            .iter()
-            .map(|&s| std::mem::take(&mut self.counts[s as usize]))
-            .collect();
+        let out: Int64Array = slots.iter().map(|&s| std::mem::take(&mut self.counts[s as usize])).collect();
         Ok(vec![Arc::new(out)])
     }
 }
@@ -101,19 +92,11 @@ pub struct Agg {
 impl Agg {
     /// A function over a column.
     pub fn new(func: AggFunc, column: impl Into<String>) -> Self {
-        Agg {
-            func,
-            column: Some(column.into()),
-            alias: None,
-        }
+        Agg { func, column: Some(column.into()), alias: None }
     }
     /// Rows per window.
     pub fn count() -> Self {
-        Agg {
-            func: AggFunc::Count,
-            column: None,
-            alias: None,
-        }
+        Agg { func: AggFunc::Count, column: None, alias: None }
     }
     /// Non-null values of `column` per window.
     pub fn count_of(column: impl Into<String>) -> Self {
@@ -196,29 +179,19 @@ impl BuiltinFactory {
             let Some(col) = &agg.column else {
                 match agg.func {
                     AggFunc::Count => {
-                        parts.push(Box::new(Renamed {
-                            inner: Box::new(CountFactory),
-                            name,
-                        }));
+                        parts.push(Box::new(Renamed { inner: Box::new(CountFactory), name }));
                         continue;
                     }
                     _ => return plan_err(format!("aggregate `{name}` needs a column")),
                 }
             };
             let Ok(index) = schema.index_of(col) else {
-                return plan_err(format!(
-                    "aggregate `{name}`: column \"{col}\" not found in the input"
-                ));
+                return plan_err(format!("aggregate `{name}`: column \"{col}\" not found in the input"));
             };
             let dt = schema.field(index).data_type().clone();
             let numeric = dt.is_numeric();
             let part: Box<dyn AggFactory> = match &agg.func {
-                AggFunc::Count => Box::new(NumericFactory {
-                    index,
-                    kind: Kind::CountNonNull,
-                    name,
-                    int: true,
-                }),
+                AggFunc::Count => Box::new(NumericFactory { index, kind: Kind::CountNonNull, name, int: true }),
                 AggFunc::Sum | AggFunc::Min | AggFunc::Max | AggFunc::Mean => {
                     if !numeric {
                         return plan_err(format!(
@@ -233,12 +206,7 @@ impl BuiltinFactory {
                         AggFunc::Max => Kind::Max,
                         _ => Kind::Mean,
                     };
-                    Box::new(NumericFactory {
-                        index,
-                        kind,
-                        name,
-                        int: int && kind != Kind::Mean,
-                    })
+                    Box::new(NumericFactory { index, kind, name, int: int && kind != Kind::Mean })
                 }
                 AggFunc::First | AggFunc::Last => Box::new(FirstLastFactory {
                     index,
@@ -246,15 +214,8 @@ impl BuiltinFactory {
                     name,
                     schema: Arc::clone(schema),
                 }),
-                AggFunc::Collect => Box::new(CollectFactory::column(
-                    index,
-                    name,
-                    CollectInto::List,
-                    schema,
-                )),
-                AggFunc::Udaf(udaf) => {
-                    Box::new(UdafFactory::bind(Arc::clone(udaf), index, name, schema)?)
-                }
+                AggFunc::Collect => Box::new(CollectFactory::column(index, name, CollectInto::List, schema)),
+                AggFunc::Udaf(udaf) => Box::new(UdafFactory::bind(Arc::clone(udaf), index, name, schema)?),
             };
             parts.push(part);
         }
@@ -267,9 +228,7 @@ impl AggFactory for BuiltinFactory {
         self.parts.iter().flat_map(|p| p.result_fields()).collect()
     }
     fn create(&self) -> Box<dyn SlotAgg> {
-        Box::new(Composite {
-            parts: self.parts.iter().map(|p| p.create()).collect(),
-        })
+        Box::new(Composite { parts: self.parts.iter().map(|p| p.create()).collect() })
     }
 }
 
@@ -281,21 +240,11 @@ impl SlotAgg for Composite {
     fn ensure_slots(&mut self, n: usize) {
         self.parts.iter_mut().for_each(|p| p.ensure_slots(n));
     }
-    fn update(
-        &mut self,
-        b: &BatchView<'_>,
-        rows: &[u32],
-        slots: &[u32],
-        store: &mut BatchStore,
-    ) -> Result<()> {
-        self.parts
-            .iter_mut()
-            .try_for_each(|p| p.update(b, rows, slots, store))
+    fn update(&mut self, b: &BatchView<'_>, rows: &[u32], slots: &[u32], store: &mut BatchStore) -> Result<()> {
+        self.parts.iter_mut().try_for_each(|p| p.update(b, rows, slots, store))
     }
     fn merge(&mut self, target: u32, original: u32, store: &mut BatchStore) -> Result<()> {
-        self.parts
-            .iter_mut()
-            .try_for_each(|p| p.merge(target, original, store))
+        self.parts.iter_mut().try_for_each(|p| p.merge(target, original, store))
     }
     fn evaluate(&mut self, slots: &[u32], store: &mut BatchStore) -> Result<Vec<ArrayRef>> {
         let mut out = Vec::new();
@@ -415,13 +364,7 @@ impl SlotAgg for Numeric {
         }
     }
 
-    fn update(
-        &mut self,
-        b: &BatchView<'_>,
-        rows: &[u32],
-        slots: &[u32],
-        _: &mut BatchStore,
-    ) -> Result<()> {
+    fn update(&mut self, b: &BatchView<'_>, rows: &[u32], slots: &[u32], _: &mut BatchStore) -> Result<()> {
         let col = b.batch.column(self.index);
         if self.kind == Kind::CountNonNull {
             for (&r, &s) in rows.iter().zip(slots) {
@@ -439,11 +382,7 @@ impl SlotAgg for Numeric {
             for (&r, &s) in rows.iter().zip(slots) {
                 if valid(r) {
                     let (s, v) = (s as usize, vals[r as usize]);
-                    self.i[s] = if self.n[s] == 0 {
-                        v
-                    } else {
-                        self.fold_i(self.i[s], v)
-                    };
+                    self.i[s] = if self.n[s] == 0 { v } else { self.fold_i(self.i[s], v) };
                     self.n[s] += 1;
                 }
             }
@@ -453,11 +392,7 @@ impl SlotAgg for Numeric {
             for (&r, &s) in rows.iter().zip(slots) {
                 if valid(r) {
                     let (s, v) = (s as usize, vals[r as usize]);
-                    self.f[s] = if self.n[s] == 0 {
-                        v
-                    } else {
-                        self.fold_f(self.f[s], v)
-                    };
+                    self.f[s] = if self.n[s] == 0 { v } else { self.fold_f(self.f[s], v) };
                     self.n[s] += 1;
                 }
             }
@@ -471,18 +406,10 @@ impl SlotAgg for Numeric {
         if on > 0 && self.kind != Kind::CountNonNull {
             if self.int {
                 let v = std::mem::take(&mut self.i[o]);
-                self.i[t] = if self.n[t] == 0 {
-                    v
-                } else {
-                    self.fold_i(self.i[t], v)
-                };
+                self.i[t] = if self.n[t] == 0 { v } else { self.fold_i(self.i[t], v) };
             } else {
                 let v = std::mem::take(&mut self.f[o]);
-                self.f[t] = if self.n[t] == 0 {
-                    v
-                } else {
-                    self.fold_f(self.f[t], v)
-                };
+                self.f[t] = if self.n[t] == 0 { v } else { self.fold_f(self.f[t], v) };
             }
         }
         self.n[t] += on;
@@ -491,17 +418,9 @@ impl SlotAgg for Numeric {
 
     fn evaluate(&mut self, slots: &[u32], _: &mut BatchStore) -> Result<Vec<ArrayRef>> {
         let out: ArrayRef = match (self.kind, self.int) {
-            (Kind::CountNonNull, _) => Arc::new(
-                slots
-                    .iter()
-                    .map(|&s| self.n[s as usize])
-                    .collect::<Int64Array>(),
-            ),
+            (Kind::CountNonNull, _) => Arc::new(slots.iter().map(|&s| self.n[s as usize]).collect::<Int64Array>()),
             (_, true) => Arc::new(
-                slots
-                    .iter()
-                    .map(|&s| (self.n[s as usize] > 0).then(|| self.i[s as usize]))
-                    .collect::<Int64Array>(),
+                slots.iter().map(|&s| (self.n[s as usize] > 0).then(|| self.i[s as usize])).collect::<Int64Array>(),
             ),
             (Kind::Mean, false) => Arc::new(
                 slots
@@ -513,10 +432,7 @@ impl SlotAgg for Numeric {
                     .collect::<Float64Array>(),
             ),
             (_, false) => Arc::new(
-                slots
-                    .iter()
-                    .map(|&s| (self.n[s as usize] > 0).then(|| self.f[s as usize]))
-                    .collect::<Float64Array>(),
+                slots.iter().map(|&s| (self.n[s as usize] > 0).then(|| self.f[s as usize])).collect::<Float64Array>(),
             ),
         };
         for &s in slots {
@@ -546,31 +462,12 @@ struct UdafFactory {
 }
 
 impl UdafFactory {
-    fn bind(
-        udaf: Arc<AggregateUDF>,
-        index: usize,
-        name: String,
-        schema: &SchemaRef,
-    ) -> Result<Self> {
+    fn bind(udaf: Arc<AggregateUDF>, index: usize, name: String, schema: &SchemaRef) -> Result<Self> {
         let input_field = Arc::new(schema.field(index).clone());
         let return_field = udaf.return_field(std::slice::from_ref(&input_field))?;
-        let return_field = Arc::new(
-            return_field
-                .as_ref()
-                .clone()
-                .with_name(name.clone())
-                .with_nullable(true),
-        );
+        let return_field = Arc::new(return_field.as_ref().clone().with_name(name.clone()).with_nullable(true));
         let expr: Arc<dyn PhysicalExpr> = Arc::new(Column::new(input_field.name(), index));
-        let f = UdafFactory {
-            udaf,
-            index,
-            name,
-            schema: Arc::clone(schema),
-            input_field,
-            return_field,
-            expr,
-        };
+        let f = UdafFactory { udaf, index, name, schema: Arc::clone(schema), input_field, return_field, expr };
         f.new_accumulator()?; // fail at plan time, not at the first row
         Ok(f)
     }
@@ -625,8 +522,7 @@ impl UdafState {
         if cell.is_none() {
             *cell = Some(self.factory.new_accumulator()?);
         }
-        cell.as_mut()
-            .ok_or_else(|| WindrowError::Internal("accumulator missing".into()))
+        cell.as_mut().ok_or_else(|| WindrowError::Internal("accumulator missing".into()))
     }
 }
 
@@ -637,13 +533,7 @@ impl SlotAgg for UdafState {
         }
     }
 
-    fn update(
-        &mut self,
-        b: &BatchView<'_>,
-        rows: &[u32],
-        slots: &[u32],
-        _: &mut BatchStore,
-    ) -> Result<()> {
+    fn update(&mut self, b: &BatchView<'_>, rows: &[u32], slots: &[u32], _: &mut BatchStore) -> Result<()> {
         // Group the run's rows by slot (stable, so each window sees its rows in order), then
         // hand each window one gathered array.
         let mut order: Vec<usize> = (0..rows.len()).collect();
@@ -669,10 +559,7 @@ impl SlotAgg for UdafState {
             return Ok(());
         };
         let state = orig.state()?;
-        let arrays = state
-            .into_iter()
-            .map(|s| s.to_array())
-            .collect::<Result<Vec<_>, _>>()?;
+        let arrays = state.into_iter().map(|s| s.to_array()).collect::<Result<Vec<_>, _>>()?;
         self.acc(target)?.merge_batch(&arrays)?;
         Ok(())
     }
@@ -687,17 +574,10 @@ impl SlotAgg for UdafState {
             };
             values.push(v);
         }
-        let arr = if values.is_empty() {
-            arrow::array::new_empty_array(&dt)
-        } else {
-            ScalarValue::iter_to_array(values)?
-        };
+        let arr =
+            if values.is_empty() { arrow::array::new_empty_array(&dt) } else { ScalarValue::iter_to_array(values)? };
         // Some functions return a narrower type than declared; make the column match.
-        let arr = if arr.data_type() != &dt {
-            cast(&arr, &dt)?
-        } else {
-            arr
-        };
+        let arr = if arr.data_type() != &dt { cast(&arr, &dt)? } else { arr };
         Ok(vec![arr])
     }
 }

@@ -14,11 +14,14 @@
 //! close.
 
 mod builtin;
+mod join;
 mod rows;
 mod store;
 
 pub use builtin::{Agg, AggFunc};
 pub(crate) use builtin::{BuiltinFactory, CountFactory};
+pub(crate) use join::JoinFactory;
+pub use join::{EmitMode, InsertMode};
 pub(crate) use rows::{ArgBestFactory, CollectFactory, FoldFactory, ReduceFactory};
 pub use rows::{CollectInto, FoldFns, ReduceFn, Row, RowView};
 pub(crate) use store::{BatchStore, RowRef};
@@ -40,17 +43,34 @@ pub(crate) trait SlotAgg: Send {
     /// Makes room for slots `0..n`; new slots start empty.
     fn ensure_slots(&mut self, n: usize);
     /// Applies `rows[i]` of `batch` to `slots[i]`, in this order.
-    fn update(
-        &mut self,
-        batch: &BatchView<'_>,
-        rows: &[u32],
-        slots: &[u32],
-        store: &mut BatchStore,
-    ) -> Result<()>;
+    fn update(&mut self, batch: &BatchView<'_>, rows: &[u32], slots: &[u32], store: &mut BatchStore) -> Result<()>;
     /// Folds `original` into `target` (session merge); `original` is left empty.
     fn merge(&mut self, target: u32, original: u32, store: &mut BatchStore) -> Result<()>;
     /// The result columns for `slots` (one row per slot, in order); the slots are left empty.
     fn evaluate(&mut self, slots: &[u32], store: &mut BatchStore) -> Result<Vec<ArrayRef>>;
+    /// Whether `down` rows come from [`drain_emitted`](Self::drain_emitted) (zero or more per
+    /// window, emitted while applying or at close) instead of one per closed window.
+    fn emits_rows(&self) -> bool {
+        false
+    }
+    /// The rows emitted since the last call, tagged with what emitted them.
+    fn drain_emitted(&mut self, _store: &mut BatchStore) -> Result<Option<Emitted>> {
+        Ok(None)
+    }
+}
+
+/// What emitted a row: the `i`-th applied row or merge since the last drain (in application
+/// order), or the `i`-th slot of the last `evaluate` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EmitTag {
+    Op(usize),
+    Close(usize),
+}
+
+/// Rows emitted by an aggregator that emits while applying (joins).
+pub(crate) struct Emitted {
+    pub tags: Vec<EmitTag>,
+    pub columns: Vec<ArrayRef>,
 }
 
 /// Creates one [`SlotAgg`] per shard and describes its result columns.
@@ -62,6 +82,10 @@ pub(crate) trait AggFactory: Send + Sync {
     /// Whether session merges are supported (a fold without a merger cannot merge).
     fn can_merge(&self) -> bool {
         true
+    }
+    /// Whether the aggregator emits `down` rows itself (see [`SlotAgg::emits_rows`]).
+    fn emits_rows(&self) -> bool {
+        false
     }
 }
 

@@ -38,9 +38,9 @@ fn gather(
         let pos = match pos_of.get(&r.batch) {
             Some(&p) => p,
             None => {
-                let batch = store.get(r.batch).ok_or_else(|| {
-                    WindrowError::Internal(format!("retained batch {} missing", r.batch))
-                })?;
+                let batch = store
+                    .get(r.batch)
+                    .ok_or_else(|| WindrowError::Internal(format!("retained batch {} missing", r.batch)))?;
                 arrays.push(project(batch));
                 pos_of.insert(r.batch, arrays.len() - 1);
                 arrays.len() - 1
@@ -72,30 +72,14 @@ pub(crate) struct CollectFactory {
 impl CollectFactory {
     pub fn column(index: usize, name: String, _into: CollectInto, schema: &SchemaRef) -> Self {
         let item_type = schema.field(index).data_type().clone();
-        let field = Field::new(
-            name,
-            DataType::List(Arc::new(Field::new("item", item_type.clone(), true))),
-            false,
-        );
-        CollectFactory {
-            what: Collected::Column(index),
-            field: Arc::new(field),
-            item_type,
-        }
+        let field = Field::new(name, DataType::List(Arc::new(Field::new("item", item_type.clone(), true))), false);
+        CollectFactory { what: Collected::Column(index), field: Arc::new(field), item_type }
     }
 
     pub fn whole_rows(schema: &SchemaRef) -> Self {
         let item_type = DataType::Struct(schema.fields().clone());
-        let field = Field::new(
-            "rows",
-            DataType::List(Arc::new(Field::new("item", item_type.clone(), true))),
-            false,
-        );
-        CollectFactory {
-            what: Collected::WholeRow,
-            field: Arc::new(field),
-            item_type,
-        }
+        let field = Field::new("rows", DataType::List(Arc::new(Field::new("item", item_type.clone(), true))), false);
+        CollectFactory { what: Collected::WholeRow, field: Arc::new(field), item_type }
     }
 }
 
@@ -126,13 +110,7 @@ impl SlotAgg for Collect {
             self.refs.resize_with(n, Vec::new);
         }
     }
-    fn update(
-        &mut self,
-        b: &BatchView<'_>,
-        rows: &[u32],
-        slots: &[u32],
-        store: &mut BatchStore,
-    ) -> Result<()> {
+    fn update(&mut self, b: &BatchView<'_>, rows: &[u32], slots: &[u32], store: &mut BatchStore) -> Result<()> {
         for (&row, &s) in rows.iter().zip(slots) {
             self.refs[s as usize].push(RowRef { batch: b.seq, row });
         }
@@ -145,33 +123,20 @@ impl SlotAgg for Collect {
         Ok(())
     }
     fn evaluate(&mut self, slots: &[u32], store: &mut BatchStore) -> Result<Vec<ArrayRef>> {
-        let lists: Vec<Vec<RowRef>> = slots
-            .iter()
-            .map(|&s| std::mem::take(&mut self.refs[s as usize]))
-            .collect();
+        let lists: Vec<Vec<RowRef>> = slots.iter().map(|&s| std::mem::take(&mut self.refs[s as usize])).collect();
         let offsets = OffsetBuffer::from_lengths(lists.iter().map(Vec::len));
         let what = self.what.clone();
-        let values = gather(
-            lists.iter().flatten().copied(),
-            store,
-            &self.item_type,
-            |batch| match what {
-                Collected::Column(i) => Arc::clone(batch.column(i)),
-                Collected::WholeRow => Arc::new(StructArray::from(batch.clone())),
-            },
-        )?;
+        let values = gather(lists.iter().flatten().copied(), store, &self.item_type, |batch| match what {
+            Collected::Column(i) => Arc::clone(batch.column(i)),
+            Collected::WholeRow => Arc::new(StructArray::from(batch.clone())),
+        })?;
         for r in lists.iter().flatten() {
             store.release(r.batch, 1);
         }
         let DataType::List(item) = self.field.data_type() else {
             return Err(WindrowError::Internal("collect field is not a list".into()));
         };
-        Ok(vec![Arc::new(ListArray::try_new(
-            Arc::clone(item),
-            offsets,
-            values,
-            None,
-        )?)])
+        Ok(vec![Arc::new(ListArray::try_new(Arc::clone(item), offsets, values, None)?)])
     }
 }
 
@@ -185,11 +150,7 @@ pub(crate) struct FirstLastFactory {
 
 impl AggFactory for FirstLastFactory {
     fn result_fields(&self) -> Vec<FieldRef> {
-        vec![Arc::new(Field::new(
-            &self.name,
-            self.schema.field(self.index).data_type().clone(),
-            true,
-        ))]
+        vec![Arc::new(Field::new(&self.name, self.schema.field(self.index).data_type().clone(), true))]
     }
     fn create(&self) -> Box<dyn SlotAgg> {
         Box::new(FirstLast {
@@ -214,13 +175,7 @@ impl SlotAgg for FirstLast {
             self.picked.resize(n, None);
         }
     }
-    fn update(
-        &mut self,
-        b: &BatchView<'_>,
-        rows: &[u32],
-        slots: &[u32],
-        store: &mut BatchStore,
-    ) -> Result<()> {
+    fn update(&mut self, b: &BatchView<'_>, rows: &[u32], slots: &[u32], store: &mut BatchStore) -> Result<()> {
         for (&row, &s) in rows.iter().zip(slots) {
             let cell = &mut self.picked[s as usize];
             if cell.is_none() || self.last {
@@ -263,9 +218,7 @@ impl SlotAgg for FirstLast {
             })
             .collect::<Result<_>>()?;
         let index = self.index;
-        let out = gather(picked.iter().copied(), store, &self.dt, |b| {
-            Arc::clone(b.column(index))
-        })?;
+        let out = gather(picked.iter().copied(), store, &self.dt, |b| Arc::clone(b.column(index)))?;
         for r in &picked {
             store.release(r.batch, 1);
         }
@@ -307,34 +260,18 @@ pub(crate) struct ArgBestFactory {
 }
 
 impl ArgBestFactory {
-    pub fn bind(
-        by: usize,
-        max: bool,
-        value_columns: Vec<usize>,
-        schema: &SchemaRef,
-    ) -> Result<Self> {
+    pub fn bind(by: usize, max: bool, value_columns: Vec<usize>, schema: &SchemaRef) -> Result<Self> {
         let dt = schema.field(by).data_type();
         let ok = dt.is_numeric()
-            || matches!(
-                dt,
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Timestamp(..)
-            );
+            || matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Timestamp(..));
         if !ok {
             return plan_err(format!(
                 "`by` column \"{}\" has type {dt}; max_window/min_window compare numbers, timestamps or strings",
                 schema.field(by).name()
             ));
         }
-        let fields = value_columns
-            .iter()
-            .map(|&i| Arc::new(schema.field(i).clone()))
-            .collect();
-        Ok(ArgBestFactory {
-            by,
-            max,
-            value_columns,
-            fields,
-        })
+        let fields = value_columns.iter().map(|&i| Arc::new(schema.field(i).clone())).collect();
+        Ok(ArgBestFactory { by, max, value_columns, fields })
     }
 }
 
@@ -367,42 +304,15 @@ fn by_values(col: &ArrayRef) -> Result<Vec<ByValue>> {
     let vals: Vec<ByValue> = if dt.is_floating() {
         let a = cast(col, &DataType::Float64)?;
         let a = a.as_primitive::<Float64Type>();
-        (0..n)
-            .map(|i| {
-                if a.is_null(i) {
-                    ByValue::Null
-                } else {
-                    ByValue::Float(a.value(i))
-                }
-            })
-            .collect()
-    } else if matches!(
-        dt,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    ) {
+        (0..n).map(|i| if a.is_null(i) { ByValue::Null } else { ByValue::Float(a.value(i)) }).collect()
+    } else if matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
         let a = cast(col, &DataType::Utf8)?;
         let a = a.as_string::<i32>();
-        (0..n)
-            .map(|i| {
-                if a.is_null(i) {
-                    ByValue::Null
-                } else {
-                    ByValue::Str(a.value(i).to_string())
-                }
-            })
-            .collect()
+        (0..n).map(|i| if a.is_null(i) { ByValue::Null } else { ByValue::Str(a.value(i).to_string()) }).collect()
     } else {
         let a = cast(col, &DataType::Int64)?;
         let a = a.as_primitive::<Int64Type>();
-        (0..n)
-            .map(|i| {
-                if a.is_null(i) {
-                    ByValue::Null
-                } else {
-                    ByValue::Int(a.value(i))
-                }
-            })
-            .collect()
+        (0..n).map(|i| if a.is_null(i) { ByValue::Null } else { ByValue::Int(a.value(i)) }).collect()
     };
     Ok(vals)
 }
@@ -413,13 +323,7 @@ impl SlotAgg for ArgBest {
             self.best.resize(n, None);
         }
     }
-    fn update(
-        &mut self,
-        b: &BatchView<'_>,
-        rows: &[u32],
-        slots: &[u32],
-        store: &mut BatchStore,
-    ) -> Result<()> {
+    fn update(&mut self, b: &BatchView<'_>, rows: &[u32], slots: &[u32], store: &mut BatchStore) -> Result<()> {
         let by = by_values(b.batch.column(self.by))?;
         for (&row, &s) in rows.iter().zip(slots) {
             let v = &by[row as usize];
@@ -467,9 +371,7 @@ impl SlotAgg for ArgBest {
             .collect::<Result<_>>()?;
         let mut out = Vec::with_capacity(self.value_columns.len());
         for (&c, f) in self.value_columns.iter().zip(&self.fields) {
-            out.push(gather(picked.iter().copied(), store, f.data_type(), |b| {
-                Arc::clone(b.column(c))
-            })?);
+            out.push(gather(picked.iter().copied(), store, f.data_type(), |b| Arc::clone(b.column(c)))?);
         }
         for r in &picked {
             store.release(r.batch, 1);
@@ -510,9 +412,9 @@ impl<'a> RowView<'a> {
         match col.data_type() {
             DataType::Float64 => Some(col.as_primitive::<Float64Type>().value(self.row)),
             DataType::Int64 => Some(col.as_primitive::<Int64Type>().value(self.row) as f64),
-            _ => cast(&col.slice(self.row, 1), &DataType::Float64)
-                .ok()
-                .map(|a| a.as_primitive::<Float64Type>().value(0)),
+            _ => {
+                cast(&col.slice(self.row, 1), &DataType::Float64).ok().map(|a| a.as_primitive::<Float64Type>().value(0))
+            }
         }
     }
 
@@ -522,9 +424,7 @@ impl<'a> RowView<'a> {
         if col.is_null(self.row) {
             return None;
         }
-        cast(&col.slice(self.row, 1), &DataType::Int64)
-            .ok()
-            .map(|a| a.as_primitive::<Int64Type>().value(0))
+        cast(&col.slice(self.row, 1), &DataType::Int64).ok().map(|a| a.as_primitive::<Int64Type>().value(0))
     }
 
     /// A UTF-8 column as `&str`.
@@ -607,10 +507,7 @@ impl<S: Send + 'static> AggFactory for FoldFactory<S> {
         vec![Arc::new(self.fns.output.clone())]
     }
     fn create(&self) -> Box<dyn SlotAgg> {
-        Box::new(Fold {
-            fns: self.fns.clone(),
-            accs: Vec::new(),
-        })
+        Box::new(Fold { fns: self.fns.clone(), accs: Vec::new() })
     }
     fn can_merge(&self) -> bool {
         self.fns.merger.is_some()
@@ -627,11 +524,7 @@ fn scalars_to_array(values: Vec<ScalarValue>, dt: &DataType) -> Result<ArrayRef>
         return Ok(new_empty_array(dt));
     }
     let arr = ScalarValue::iter_to_array(values)?;
-    Ok(if arr.data_type() != dt {
-        cast(&arr, dt)?
-    } else {
-        arr
-    })
+    Ok(if arr.data_type() != dt { cast(&arr, dt)? } else { arr })
 }
 
 impl<S: Send + 'static> SlotAgg for Fold<S> {
@@ -640,27 +533,16 @@ impl<S: Send + 'static> SlotAgg for Fold<S> {
             self.accs.resize_with(n, || None);
         }
     }
-    fn update(
-        &mut self,
-        b: &BatchView<'_>,
-        rows: &[u32],
-        slots: &[u32],
-        _: &mut BatchStore,
-    ) -> Result<()> {
+    fn update(&mut self, b: &BatchView<'_>, rows: &[u32], slots: &[u32], _: &mut BatchStore) -> Result<()> {
         for (&row, &s) in rows.iter().zip(slots) {
-            let acc = self.accs[s as usize]
-                .take()
-                .unwrap_or_else(|| (self.fns.builder)());
-            self.accs[s as usize] =
-                Some((self.fns.folder)(acc, &RowView::new(b.batch, row as usize)));
+            let acc = self.accs[s as usize].take().unwrap_or_else(|| (self.fns.builder)());
+            self.accs[s as usize] = Some((self.fns.folder)(acc, &RowView::new(b.batch, row as usize)));
         }
         Ok(())
     }
     fn merge(&mut self, target: u32, original: u32, _: &mut BatchStore) -> Result<()> {
         let Some(merger) = &self.fns.merger else {
-            return Err(WindrowError::Internal(
-                "session merge in a fold without a merger".into(),
-            ));
+            return Err(WindrowError::Internal("session merge in a fold without a merger".into()));
         };
         let orig = self.accs[original as usize].take();
         let t = self.accs[target as usize].take();
@@ -674,9 +556,7 @@ impl<S: Send + 'static> SlotAgg for Fold<S> {
         let values: Vec<ScalarValue> = slots
             .iter()
             .map(|&s| {
-                let acc = self.accs[s as usize]
-                    .take()
-                    .unwrap_or_else(|| (self.fns.builder)());
+                let acc = self.accs[s as usize].take().unwrap_or_else(|| (self.fns.builder)());
                 (self.fns.finish)(acc)
             })
             .collect();
@@ -756,23 +636,14 @@ impl SlotAgg for Reduce {
             self.accs.resize_with(n, || None);
         }
     }
-    fn update(
-        &mut self,
-        b: &BatchView<'_>,
-        rows: &[u32],
-        slots: &[u32],
-        _: &mut BatchStore,
-    ) -> Result<()> {
+    fn update(&mut self, b: &BatchView<'_>, rows: &[u32], slots: &[u32], _: &mut BatchStore) -> Result<()> {
         for (&row, &s) in rows.iter().zip(slots) {
             let values = self
                 .value_columns
                 .iter()
                 .map(|&c| ScalarValue::try_from_array(b.batch.column(c), row as usize))
                 .collect::<Result<Vec<_>, _>>()?;
-            let v = Row {
-                fields: self.fields.clone(),
-                values,
-            };
+            let v = Row { fields: self.fields.clone(), values };
             let cell = &mut self.accs[s as usize];
             *cell = Some(match cell.take() {
                 None => v,
@@ -794,20 +665,13 @@ impl SlotAgg for Reduce {
         let rows: Vec<Row> = slots
             .iter()
             .map(|&s| {
-                self.accs[s as usize]
-                    .take()
-                    .ok_or_else(|| WindrowError::Internal("closed window without rows".into()))
+                self.accs[s as usize].take().ok_or_else(|| WindrowError::Internal("closed window without rows".into()))
             })
             .collect::<Result<_>>()?;
         self.fields
             .iter()
             .enumerate()
-            .map(|(i, f)| {
-                scalars_to_array(
-                    rows.iter().map(|r| r.values[i].clone()).collect(),
-                    f.data_type(),
-                )
-            })
+            .map(|(i, f)| scalars_to_array(rows.iter().map(|r| r.values[i].clone()).collect(), f.data_type()))
             .collect()
     }
 }

@@ -22,10 +22,7 @@ impl BatchStore {
     /// Registers the batch being processed, pinned by one reference until
     /// [`unpin`](Self::unpin) (it then stays only if something retained it).
     pub fn pin(&mut self, seq: u64, batch: &RecordBatch) {
-        self.batches
-            .entry(seq)
-            .or_insert_with(|| (batch.clone(), 0))
-            .1 += 1;
+        self.batches.entry(seq).or_insert_with(|| (batch.clone(), 0)).1 += 1;
     }
 
     /// Adds `n` references to batch `seq`.

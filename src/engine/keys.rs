@@ -56,6 +56,8 @@ pub(crate) struct BoundKeys {
     pub fields: Vec<FieldRef>,
     /// Input columns that are key columns (omitted from `late`'s payload columns).
     pub key_columns: Vec<usize>,
+    /// Types of the evaluated key columns, before row encoding.
+    raw_types: Vec<arrow::datatypes::DataType>,
     random: RandomState,
 }
 
@@ -80,11 +82,8 @@ impl BoundKeys {
                 }
                 for c in cols {
                     let Ok(i) = schema.index_of(c) else {
-                        let have: Vec<_> =
-                            schema.fields().iter().map(|f| f.name().as_str()).collect();
-                        return plan_err(format!(
-                            "key column \"{c}\" not found; the input has columns {have:?}"
-                        ));
+                        let have: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                        return plan_err(format!("key column \"{c}\" not found; the input has columns {have:?}"));
                     };
                     parts.push(KeyPart::Column(i));
                     names.push(c.clone());
@@ -112,46 +111,29 @@ impl BoundKeys {
         }
         for (n, t) in names.iter().zip(&types) {
             if !RowConverter::supports_fields(&[SortField::new(t.clone())]) {
-                return plan_err(format!(
-                    "key \"{n}\" has type {t}, which cannot be used as a key"
-                ));
+                return plan_err(format!("key \"{n}\" has type {t}, which cannot be used as a key"));
             }
         }
         let converter = RowConverter::new(types.iter().cloned().map(SortField::new).collect())?;
         // Round-trip an empty set of rows to learn the output key types.
         let empty: Vec<ArrayRef> = types.iter().map(arrow::array::new_empty_array).collect();
         let back = converter.convert_rows(converter.convert_columns(&empty)?.iter())?;
-        let fields = names
-            .iter()
-            .zip(&back)
-            .map(|(n, a)| Arc::new(Field::new(n, a.data_type().clone(), false)))
-            .collect();
+        let fields =
+            names.iter().zip(&back).map(|(n, a)| Arc::new(Field::new(n, a.data_type().clone(), false))).collect();
         Ok(BoundKeys {
             parts,
             names,
             converter,
             fields,
             key_columns,
+            raw_types: types,
             random: RandomState::with_seed(0x77696e64),
         })
     }
 
     /// Evaluates, encodes and hashes the keys of `batch`.
     pub fn encode(&self, batch: &RecordBatch) -> Result<BatchKeys> {
-        let arrays: Vec<ArrayRef> = self
-            .parts
-            .iter()
-            .zip(&self.names)
-            .map(|(p, name)| match p {
-                KeyPart::Column(i) => Ok(Arc::clone(batch.column(*i))),
-                KeyPart::Expr(e) => e
-                    .evaluate(batch)
-                    .and_then(|v| v.into_array(batch.num_rows()))
-                    .map_err(|err| {
-                        WindrowError::Data(format!("key expression \"{name}\" failed: {err}"))
-                    }),
-            })
-            .collect::<Result<_>>()?;
+        let arrays = self.arrays(batch)?;
         let mut null_key: Option<Vec<Option<usize>>> = None;
         for (ki, a) in arrays.iter().enumerate() {
             if let Some(n) = a.logical_nulls().filter(|n| n.null_count() > 0) {
@@ -166,11 +148,27 @@ impl BoundKeys {
         let rows = self.converter.convert_columns(&arrays)?;
         let mut hashes = vec![0u64; batch.num_rows()];
         create_hashes(&arrays, &self.random, &mut hashes)?;
-        Ok(BatchKeys {
-            rows,
-            hashes,
-            null_key,
-        })
+        Ok(BatchKeys { rows, hashes, null_key })
+    }
+
+    /// The key columns of `batch`, evaluated.
+    pub fn arrays(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        self.parts
+            .iter()
+            .zip(&self.names)
+            .map(|(p, name)| match p {
+                KeyPart::Column(i) => Ok(Arc::clone(batch.column(*i))),
+                KeyPart::Expr(e) => e
+                    .evaluate(batch)
+                    .and_then(|v| v.into_array(batch.num_rows()))
+                    .map_err(|err| WindrowError::Data(format!("key expression \"{name}\" failed: {err}"))),
+            })
+            .collect()
+    }
+
+    /// The evaluated key columns' fields (names and types before row encoding).
+    pub fn raw_fields(&self) -> Vec<FieldRef> {
+        self.names.iter().zip(&self.raw_types).map(|(n, t)| Arc::new(Field::new(n, t.clone(), false))).collect()
     }
 
     /// Name of key part `i`.
@@ -179,10 +177,7 @@ impl BoundKeys {
     }
 
     /// Decodes stored keys back to arrays.
-    pub fn decode<'a>(
-        &self,
-        rows: impl IntoIterator<Item = arrow::row::Row<'a>>,
-    ) -> Result<Vec<ArrayRef>> {
+    pub fn decode<'a>(&self, rows: impl IntoIterator<Item = arrow::row::Row<'a>>) -> Result<Vec<ArrayRef>> {
         Ok(self.converter.convert_rows(rows)?)
     }
 
@@ -207,11 +202,7 @@ pub(crate) struct KeyTable {
 
 impl KeyTable {
     pub fn new(rows: Rows) -> Self {
-        KeyTable {
-            table: HashTable::new(),
-            hashes: Vec::new(),
-            rows,
-        }
+        KeyTable { table: HashTable::new(), hashes: Vec::new(), rows }
     }
 
     /// The id of row `r` of `keys`, and whether it is new.

@@ -5,6 +5,7 @@ mod keys;
 mod operator;
 mod shard;
 
+pub(crate) use keys::BoundKeys;
 pub use keys::KeySpec;
 pub(crate) use operator::{AggSpec, fold_factory};
 pub use operator::{Metrics, WindowOpBuilder, WindowOperator, WindowOut};

@@ -12,14 +12,11 @@ use rayon::prelude::*;
 use super::keys::{BoundKeys, KeySpec};
 use super::shard::{Lateness, Shard, ShardConfig};
 use crate::agg::{
-    Agg, AggFactory, ArgBestFactory, BuiltinFactory, CollectFactory, CollectInto, CountFactory,
-    FoldFactory, FoldFns, ReduceFactory, ReduceFn,
+    Agg, AggFactory, ArgBestFactory, BuiltinFactory, CollectFactory, CollectInto, CountFactory, FoldFactory, FoldFns,
+    ReduceFactory, ReduceFn,
 };
 use crate::error::{Result, WindrowError, config_err, plan_err};
-use crate::time::{
-    BoundTime, Clock, POS_INF, TimeSource, Wait, WatermarkScope, duration_to_unit,
-    nanos_to_unit_floor,
-};
+use crate::time::{BoundTime, Clock, POS_INF, TimeSource, Wait, WatermarkScope, duration_to_unit, nanos_to_unit_floor};
 use crate::window::{BoundWindower, Windower};
 
 /// What a window operator computes per window.
@@ -37,6 +34,8 @@ pub(crate) enum AggSpec {
         max: bool,
     },
     Aggs(Vec<Agg>),
+    /// A custom aggregator (joins).
+    Custom(&'static str, Arc<dyn AggFactory>),
 }
 
 impl AggSpec {
@@ -49,15 +48,13 @@ impl AggSpec {
             AggSpec::Best { max: true, .. } => "max_window",
             AggSpec::Best { max: false, .. } => "min_window",
             AggSpec::Aggs(_) => "agg_window",
+            AggSpec::Custom(name, _) => name,
         }
     }
 
     /// Operators that bytewax hard-codes as unordered.
     fn always_unordered(&self) -> bool {
-        matches!(
-            self,
-            AggSpec::Count | AggSpec::Reduce(_) | AggSpec::Best { .. }
-        )
+        matches!(self, AggSpec::Count | AggSpec::Reduce(_) | AggSpec::Best { .. })
     }
 }
 
@@ -77,6 +74,8 @@ pub struct WindowOpBuilder {
     threads: usize,
     time_source: Option<TimeSource>,
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// Internal columns left out of `late` and `errors` (a join's unified event time).
+    hidden: Vec<String>,
 }
 
 impl WindowOpBuilder {
@@ -101,6 +100,7 @@ impl WindowOpBuilder {
             threads: 1,
             time_source: None,
             pool: None,
+            hidden: Vec::new(),
         }
     }
 
@@ -139,6 +139,11 @@ impl WindowOpBuilder {
     /// The system-time source (default: replay, frozen at build time).
     pub fn time_source(mut self, source: TimeSource) -> Self {
         self.time_source = Some(source);
+        self
+    }
+
+    pub(crate) fn hide(mut self, column: impl Into<String>) -> Self {
+        self.hidden.push(column.into());
         self
     }
 
@@ -195,22 +200,17 @@ impl WindowOpBuilder {
             (None, false) => !matches!(self.agg, AggSpec::Aggs(_)),
         };
         let keys = BoundKeys::bind(&self.key, &self.schema)?;
-        let value_columns: Vec<usize> = (0..self.schema.fields().len())
-            .filter(|i| !keys.key_columns.contains(i))
-            .collect();
+        let value_columns: Vec<usize> =
+            (0..self.schema.fields().len()).filter(|i| !keys.key_columns.contains(i)).collect();
+        let hidden = |i: &usize| self.hidden.iter().any(|h| h == self.schema.field(*i).name());
+        let late_columns: Vec<usize> = value_columns.iter().copied().filter(|i| !hidden(i)).collect();
+        let error_columns: Vec<usize> = (0..self.schema.fields().len()).filter(|i| !hidden(i)).collect();
         let factory: Arc<dyn AggFactory> = match &self.agg {
             AggSpec::Count => Arc::new(CountFactory),
-            AggSpec::Collect { column: None, .. } => {
-                Arc::new(CollectFactory::whole_rows(&self.schema))
-            }
-            AggSpec::Collect {
-                column: Some(c),
-                into,
-            } => {
+            AggSpec::Collect { column: None, .. } => Arc::new(CollectFactory::whole_rows(&self.schema)),
+            AggSpec::Collect { column: Some(c), into } => {
                 let Ok(i) = self.schema.index_of(c) else {
-                    return plan_err(format!(
-                        "collect_window: column \"{c}\" not found in the input"
-                    ));
+                    return plan_err(format!("collect_window: column \"{c}\" not found in the input"));
                 };
                 Arc::new(CollectFactory::column(i, c.clone(), *into, &self.schema))
             }
@@ -218,18 +218,14 @@ impl WindowOpBuilder {
             AggSpec::Reduce(r) => Arc::new(ReduceFactory {
                 reducer: Arc::clone(r),
                 value_columns: value_columns.clone(),
-                fields: value_columns
-                    .iter()
-                    .map(|&i| Arc::new(self.schema.field(i).clone()))
-                    .collect(),
+                fields: value_columns.iter().map(|&i| Arc::new(self.schema.field(i).clone())).collect(),
             }),
             AggSpec::Best { by, max } => {
                 let by_index = match by {
-                    Some(b) => self.schema.index_of(b).or_else(|_| {
-                        plan_err(format!(
-                            "{op_name}: `by` column \"{b}\" not found in the input"
-                        ))
-                    })?,
+                    Some(b) => self
+                        .schema
+                        .index_of(b)
+                        .or_else(|_| plan_err(format!("{op_name}: `by` column \"{b}\" not found in the input")))?,
                     None => {
                         // bytewax's default compares the value itself: the single column that
                         // is neither key nor event time.
@@ -237,11 +233,8 @@ impl WindowOpBuilder {
                             BoundTime::Column { index, .. } => Some(*index),
                             _ => None,
                         };
-                        let candidates: Vec<usize> = value_columns
-                            .iter()
-                            .copied()
-                            .filter(|&i| Some(i) != time_col)
-                            .collect();
+                        let candidates: Vec<usize> =
+                            value_columns.iter().copied().filter(|&i| Some(i) != time_col).collect();
                         match candidates.as_slice() {
                             [one] => *one,
                             _ => {
@@ -252,14 +245,10 @@ impl WindowOpBuilder {
                         }
                     }
                 };
-                Arc::new(ArgBestFactory::bind(
-                    by_index,
-                    *max,
-                    value_columns.clone(),
-                    &self.schema,
-                )?)
+                Arc::new(ArgBestFactory::bind(by_index, *max, value_columns.clone(), &self.schema)?)
             }
             AggSpec::Aggs(aggs) => Arc::new(BuiltinFactory::bind(aggs, &self.schema)?),
+            AggSpec::Custom(_, f) => Arc::clone(f),
         };
         if matches!(windower, BoundWindower::Session { .. }) && !ordered && !factory.can_merge() {
             return config_err(format!(
@@ -275,8 +264,7 @@ impl WindowOpBuilder {
             Arc::new(Field::new("window_start", ts_type.clone(), false)),
             Arc::new(Field::new("window_end", ts_type.clone(), false)),
         ];
-        let down_schema =
-            keys.schema_with(window_fields.iter().cloned().chain(factory.result_fields()));
+        let down_schema = keys.schema_with(window_fields.iter().cloned().chain(factory.result_fields()));
         let meta_schema = keys.schema_with([
             Arc::new(Field::new("window_id", DataType::Int64, false)),
             Arc::new(Field::new("open_time", ts_type.clone(), false)),
@@ -289,17 +277,11 @@ impl WindowOpBuilder {
         ]);
         let late_schema = keys.schema_with(
             std::iter::once(Arc::new(Field::new("window_id", DataType::Int64, false)) as FieldRef)
-                .chain(
-                    value_columns
-                        .iter()
-                        .map(|&i| Arc::new(self.schema.field(i).clone())),
-                ),
+                .chain(late_columns.iter().map(|&i| Arc::new(self.schema.field(i).clone()))),
         );
-        let mut error_fields: Vec<FieldRef> = self
-            .schema
-            .fields()
+        let mut error_fields: Vec<FieldRef> = error_columns
             .iter()
-            .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)))
+            .map(|&i| Arc::new(self.schema.field(i).clone().with_nullable(true)) as FieldRef)
             .collect();
         error_fields.push(Arc::new(Field::new("reason", DataType::Utf8, false)));
         let errors_schema = Arc::new(Schema::new(error_fields));
@@ -311,31 +293,19 @@ impl WindowOpBuilder {
                     .num_threads(self.threads)
                     .thread_name(|i| format!("windrow-{i}"))
                     .build()
-                    .map_err(|e| {
-                        WindrowError::Internal(format!("cannot start thread pool: {e}"))
-                    })?,
+                    .map_err(|e| WindrowError::Internal(format!("cannot start thread pool: {e}")))?,
             ),
         };
         let time_source = self.time_source.unwrap_or_default();
         let sys_now = nanos_to_unit_floor(time_source.now_nanos(), unit);
-        let shards = (0..self.threads)
-            .map(|_| Shard::new(&keys, factory.create()))
-            .collect();
-        let scope = if system {
-            WatermarkScope::PerStream
-        } else {
-            self.scope
-        };
+        let shards = (0..self.threads).map(|_| Shard::new(&keys, factory.create())).collect();
+        let scope = if system { WatermarkScope::PerStream } else { self.scope };
         Ok(WindowOperator {
             step_id: self.step_id,
             input_schema: self.schema,
             time,
             unit,
-            cfg: ShardConfig {
-                windower,
-                wait,
-                ordered,
-            },
+            cfg: ShardConfig { windower, wait, ordered, track_ctx: factory.emits_rows() },
             scope,
             strict: self.strict,
             time_source,
@@ -345,13 +315,9 @@ impl WindowOpBuilder {
             shards,
             pool,
             seq: 0,
-            value_columns,
-            schemas: OutSchemas {
-                down: down_schema,
-                late: late_schema,
-                meta: meta_schema,
-                errors: errors_schema,
-            },
+            late_columns,
+            error_columns,
+            schemas: OutSchemas { down: down_schema, late: late_schema, meta: meta_schema, errors: errors_schema },
             ts_type,
             metrics: Metrics::default(),
             finished: false,
@@ -426,12 +392,7 @@ impl WindowOut {
 
     /// Schemas of `down`, `late`, `meta`, `errors`.
     pub fn schemas(&self) -> [SchemaRef; 4] {
-        [
-            self.down_schema.clone(),
-            self.late_schema.clone(),
-            self.meta_schema.clone(),
-            self.errors_schema.clone(),
-        ]
+        [self.down_schema.clone(), self.late_schema.clone(), self.meta_schema.clone(), self.errors_schema.clone()]
     }
 
     /// Number of rows in each stream: `[down, late, meta, errors]`.
@@ -495,7 +456,10 @@ pub struct WindowOperator {
     shards: Vec<Shard>,
     pool: Arc<rayon::ThreadPool>,
     seq: u64,
-    value_columns: Vec<usize>,
+    /// Input columns carried on `late` (after the key and window id).
+    late_columns: Vec<usize>,
+    /// Input columns carried on `errors`.
+    error_columns: Vec<usize>,
     schemas: OutSchemas,
     ts_type: DataType,
     metrics: Metrics,
@@ -550,18 +514,12 @@ impl WindowOperator {
         let got = batch.schema();
         let got = got.fields();
         if want.len() == got.len()
-            && want
-                .iter()
-                .zip(got.iter())
-                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+            && want.iter().zip(got.iter()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
         {
             return Ok(());
         }
         let describe = |f: &arrow::datatypes::Fields| {
-            f.iter()
-                .map(|f| format!("{}: {}", f.name(), f.data_type()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            f.iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
         };
         plan_err(format!(
             "step \"{}\": batch schema [{}] differs from the operator's input schema [{}]",
@@ -578,10 +536,7 @@ impl WindowOperator {
     /// be windowed; calling after [`finish`](Self::finish).
     pub fn push(&mut self, batch: &RecordBatch) -> Result<WindowOut> {
         if self.finished {
-            return plan_err(format!(
-                "step \"{}\" already reached end of input",
-                self.step_id
-            ));
+            return plan_err(format!("step \"{}\" already reached end of input", self.step_id));
         }
         self.check_schema(batch)?;
         self.sample_time();
@@ -594,10 +549,7 @@ impl WindowOperator {
         let now_ns = self.time_source.now_nanos();
         let times = self.time.read(
             batch,
-            now_ns.max(crate::time::unit_to_nanos_saturating(
-                self.sys_now,
-                self.unit,
-            )),
+            now_ns.max(crate::time::unit_to_nanos_saturating(self.sys_now, self.unit)),
             self.unit,
         )?;
         let keys = self.keys.encode(batch)?;
@@ -656,30 +608,23 @@ impl WindowOperator {
             }
         }
         let lateness = match &stream_late {
-            Some(late) => Lateness::Stream {
-                late,
-                watermark: stream_w,
-            },
+            Some(late) => Lateness::Stream { late, watermark: stream_w },
             None => Lateness::PerKey,
         };
         let (cfg, sys_now, keys_ref, times_ref) = (&self.cfg, self.sys_now, &keys, &times.values);
         let (bound_keys, schemas, ts_type) = (&self.keys, &self.schemas, &self.ts_type);
         let shards = &mut self.shards;
-        let results: Vec<Result<(Vec<(u32, i64)>, super::shard::ShardOutput)>> =
-            self.pool.install(|| {
-                shards
-                    .par_iter_mut()
-                    .zip(parts.par_iter())
-                    .map(|(shard, rows)| {
-                        let late = shard.process(
-                            cfg, seq, batch, keys_ref, times_ref, rows, &lateness, sys_now,
-                        )?;
-                        let out =
-                            shard.emit_closed(bound_keys, &schemas.down, &schemas.meta, ts_type)?;
-                        Ok((late, out))
-                    })
-                    .collect()
-            });
+        let results: Vec<Result<(Vec<(u32, i64)>, super::shard::ShardOutput)>> = self.pool.install(|| {
+            shards
+                .par_iter_mut()
+                .zip(parts.par_iter())
+                .map(|(shard, rows)| {
+                    let late = shard.process(cfg, seq, batch, keys_ref, times_ref, rows, &lateness, sys_now)?;
+                    let out = shard.emit_closed(bound_keys, &schemas.down, &schemas.meta, ts_type)?;
+                    Ok((late, out))
+                })
+                .collect()
+        });
         let mut out = WindowOut::empty(&self.schemas);
         let mut late_pairs = Vec::new();
         for r in results {
@@ -713,34 +658,23 @@ impl WindowOperator {
         pairs: &[(u32, i64)],
     ) -> Result<RecordBatch> {
         self.metrics.late_rows += pairs.len() as u64;
-        let mut cols = self
-            .keys
-            .decode(pairs.iter().map(|(r, _)| keys.rows.row(*r as usize)))?;
+        let mut cols = self.keys.decode(pairs.iter().map(|(r, _)| keys.rows.row(*r as usize)))?;
         cols.push(Arc::new(pairs.iter().map(|p| p.1).collect::<Int64Array>()));
         let idx: UInt32Array = pairs.iter().map(|p| p.0).collect();
-        for &c in &self.value_columns {
+        for &c in &self.late_columns {
             cols.push(take(batch.column(c), &idx, None)?);
         }
         Ok(RecordBatch::try_new(self.schemas.late.clone(), cols)?)
     }
 
-    fn errors_batch(
-        &mut self,
-        batch: &RecordBatch,
-        errors: &[(u32, String)],
-    ) -> Result<RecordBatch> {
+    fn errors_batch(&mut self, batch: &RecordBatch, errors: &[(u32, String)]) -> Result<RecordBatch> {
         for (_, reason) in errors {
             *self.metrics.errors.entry(reason.clone()).or_default() += 1;
         }
         let idx: UInt32Array = errors.iter().map(|e| e.0).collect();
-        let mut cols: Vec<ArrayRef> = batch
-            .columns()
-            .iter()
-            .map(|c| take(c, &idx, None))
-            .collect::<Result<_, _>>()?;
-        cols.push(Arc::new(StringArray::from_iter_values(
-            errors.iter().map(|e| e.1.as_str()),
-        )));
+        let mut cols: Vec<ArrayRef> =
+            self.error_columns.iter().map(|&c| take(batch.column(c), &idx, None)).collect::<Result<_, _>>()?;
+        cols.push(Arc::new(StringArray::from_iter_values(errors.iter().map(|e| e.1.as_str()))));
         Ok(RecordBatch::try_new(self.schemas.errors.clone(), cols)?)
     }
 
@@ -754,8 +688,7 @@ impl WindowOperator {
             return Ok(self.empty_output());
         }
         self.sample_time();
-        let w = (self.scope == WatermarkScope::PerStream)
-            .then(|| self.stream_clock.current(self.sys_now));
+        let w = (self.scope == WatermarkScope::PerStream).then(|| self.stream_clock.current(self.sys_now));
         self.settle_shards(w)
     }
 
@@ -797,10 +730,7 @@ impl WindowOperator {
     ///
     /// # Errors
     /// As [`push`](Self::push).
-    pub fn run<'a>(
-        &mut self,
-        batches: impl IntoIterator<Item = &'a RecordBatch>,
-    ) -> Result<WindowOut> {
+    pub fn run<'a>(&mut self, batches: impl IntoIterator<Item = &'a RecordBatch>) -> Result<WindowOut> {
         let mut out = self.empty_output();
         for b in batches {
             out.extend(self.push(b)?);

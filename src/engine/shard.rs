@@ -7,12 +7,14 @@
 //! applies due queued rows, closes windows; (3) runs the aggregation updates as runs over
 //! slots; (4) evaluates the closed slots in one call.
 
+use std::sync::Arc;
+
 use arrow::array::{ArrayRef, Int64Array, ListArray, RecordBatch};
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 
 use super::keys::{BatchKeys, BoundKeys, KeyTable};
-use crate::agg::{BatchStore, BatchView, RowRef, SlotAgg};
+use crate::agg::{BatchStore, BatchView, EmitTag, RowRef, SlotAgg};
 use crate::error::{Result, WindrowError};
 use crate::time::{NEG_INF, POS_INF};
 use crate::window::session::{Merge, Session, Sessions};
@@ -27,10 +29,7 @@ pub(crate) struct ClockState {
 
 impl ClockState {
     pub fn new(sys_now: i64) -> Self {
-        ClockState {
-            base: NEG_INF,
-            sys_of_max: sys_now,
-        }
+        ClockState { base: NEG_INF, sys_of_max: sys_now }
     }
 
     /// `W = base + (sys_now − sys_of_max)`; `−∞` stays `−∞`.
@@ -39,9 +38,7 @@ impl ClockState {
         if self.base == NEG_INF {
             return NEG_INF;
         }
-        self.base
-            .saturating_add(sys_now.saturating_sub(self.sys_of_max))
-            .min(POS_INF - 1)
+        self.base.saturating_add(sys_now.saturating_sub(self.sys_of_max)).min(POS_INF - 1)
     }
 
     /// Offers a row's candidate `ts − wait`; returns the row's watermark.
@@ -65,7 +62,12 @@ pub(crate) struct ShardConfig {
     /// `None`: wait forever.
     pub wait: Option<i64>,
     pub ordered: bool,
+    /// Record each applied row's window (joins emit rows while applying).
+    pub track_ctx: bool,
 }
+
+/// The window an applied row or merge went to: `(key, id, start, end)` at that moment.
+type OpCtx = (u32, i64, i64, i64);
 
 #[derive(Clone, Copy, Debug)]
 struct OpenWindow {
@@ -126,6 +128,8 @@ pub(crate) struct Shard {
     op_refs: Vec<RowRef>,
     op_slots: Vec<u32>,
     op_merges: Vec<(usize, Merge)>,
+    /// With `track_ctx`: one entry per applied row and per merge, in application order.
+    op_ctx: Vec<OpCtx>,
     merges: Vec<Merge>,
     freed: Vec<u32>,
     queue_releases: Vec<u64>,
@@ -152,6 +156,7 @@ impl Shard {
             op_refs: Vec::new(),
             op_slots: Vec::new(),
             op_merges: Vec::new(),
+            op_ctx: Vec::new(),
             merges: Vec::new(),
             freed: Vec::new(),
             queue_releases: Vec::new(),
@@ -279,8 +284,8 @@ impl Shard {
         let (fixed, sessions, queues) = (&self.fixed, &self.sessions, &self.queues);
         self.active.retain(|&k| {
             let ku = k as usize;
-            let has_windows = fixed.get(ku).is_some_and(|v| !v.is_empty())
-                || sessions.get(ku).is_some_and(|s| !s.live.is_empty());
+            let has_windows =
+                fixed.get(ku).is_some_and(|v| !v.is_empty()) || sessions.get(ku).is_some_and(|s| !s.live.is_empty());
             let keep = has_windows || queues.get(ku).is_some_and(|q| !q.is_empty());
             is_active[ku] = keep;
             keep
@@ -304,8 +309,7 @@ impl Shard {
         let ku = k as usize;
         if cfg.ordered && !self.queues[ku].is_empty() {
             let queue = std::mem::take(&mut self.queues[ku]);
-            let (mut due, rest): (Vec<Queued>, Vec<Queued>) =
-                queue.into_iter().partition(|q| q.ts <= w);
+            let (mut due, rest): (Vec<Queued>, Vec<Queued>) = queue.into_iter().partition(|q| q.ts <= w);
             self.queues[ku] = rest;
             due.sort_by_key(|q| q.ts); // stable: ties keep arrival order
             for q in due {
@@ -347,22 +351,9 @@ impl Shard {
                 let mut out = Vec::new();
                 self.sessions[ku].close(w, gap, &mut out);
                 for s in out {
-                    let Session {
-                        id,
-                        first,
-                        last,
-                        mut merged,
-                        slot,
-                    } = s;
+                    let Session { id, first, last, mut merged, slot } = s;
                     merged.sort_unstable();
-                    self.closed.push(Closed {
-                        key: k,
-                        id,
-                        start: first,
-                        end: last,
-                        slot,
-                        merged,
-                    });
+                    self.closed.push(Closed { key: k, id, start: first, end: last, slot, merged });
                 }
                 if self.sessions[ku].live.is_empty() {
                     self.sessions[ku].live.shrink_to(2);
@@ -374,50 +365,52 @@ impl Shard {
     /// Spec §3.2 `apply`: open the row's windows and queue the aggregation update.
     fn apply(&mut self, cfg: &ShardConfig, k: u32, ts: i64, row: RowRef) {
         match cfg.windower {
-            BoundWindower::Fixed(f) => self.apply_fixed(&f, k, ts, row),
+            BoundWindower::Fixed(f) => self.apply_fixed(&f, k, ts, row, cfg.track_ctx),
             BoundWindower::Session { gap } => {
                 let mut merges = std::mem::take(&mut self.merges);
                 let mut sessions = std::mem::take(&mut self.sessions[k as usize]);
-                let (_, slot) = sessions.assign(ts, gap, || self.alloc_slot(), &mut merges);
-                self.sessions[k as usize] = sessions;
+                let (id, slot, first, last) = sessions.assign(ts, gap, || self.alloc_slot(), &mut merges);
                 self.op_refs.push(row);
                 self.op_slots.push(slot);
+                if cfg.track_ctx {
+                    self.op_ctx.push((k, id, first, last));
+                }
                 for m in merges.drain(..) {
                     self.op_merges.push((self.op_refs.len(), m));
                     self.freed.push(m.original_slot);
                     self.open_windows -= 1;
+                    if cfg.track_ctx {
+                        let (first, last) = sessions.bounds(m.target_id).unwrap_or((ts, ts));
+                        self.op_ctx.push((k, m.target_id, first, last));
+                    }
                 }
+                self.sessions[k as usize] = sessions;
                 self.merges = merges;
             }
         }
     }
 
     #[inline]
-    fn apply_fixed(&mut self, f: &FixedWindows, k: u32, ts: i64, row: RowRef) {
+    fn apply_fixed(&mut self, f: &FixedWindows, k: u32, ts: i64, row: RowRef, track_ctx: bool) {
         let Some((first, last)) = f.ids(ts) else {
             return;
         };
         for id in first..=last {
-            let existing = self.fixed[k as usize]
-                .iter()
-                .find(|w| w.id == id)
-                .map(|w| w.slot);
-            let slot = match existing {
-                Some(s) => s,
+            let existing = self.fixed[k as usize].iter().find(|w| w.id == id).map(|w| (w.slot, w.start, w.end));
+            let (slot, start, end) = match existing {
+                Some(found) => found,
                 None => {
                     let (start, end) = f.bounds(id).unwrap_or((ts, ts));
                     let slot = self.alloc_slot();
-                    self.fixed[k as usize].push(OpenWindow {
-                        id,
-                        start,
-                        end,
-                        slot,
-                    });
-                    slot
+                    self.fixed[k as usize].push(OpenWindow { id, start, end, slot });
+                    (slot, start, end)
                 }
             };
             self.op_refs.push(row);
             self.op_slots.push(slot);
+            if track_ctx {
+                self.op_ctx.push((k, id, start, end));
+            }
         }
     }
 
@@ -433,8 +426,7 @@ impl Shard {
             // Merges that come before position `start`.
             while let Some((pos, m)) = merge_iter.peek() {
                 if *pos <= start {
-                    self.agg
-                        .merge(m.target_slot, m.original_slot, &mut self.store)?;
+                    self.agg.merge(m.target_slot, m.original_slot, &mut self.store)?;
                     merge_iter.next();
                 } else {
                     break;
@@ -456,12 +448,7 @@ impl Shard {
                 .get(seq)
                 .cloned()
                 .ok_or_else(|| WindrowError::Internal(format!("batch {seq} not retained")))?;
-            self.agg.update(
-                &BatchView { seq, batch: &batch },
-                &rows_scratch,
-                &slots[start..end],
-                &mut self.store,
-            )?;
+            self.agg.update(&BatchView { seq, batch: &batch }, &rows_scratch, &slots[start..end], &mut self.store)?;
             start = end;
         }
         for seq in self.queue_releases.drain(..) {
@@ -479,12 +466,7 @@ impl Shard {
     }
 
     /// Settles for a timer or end of input and flushes.
-    pub fn settle_and_flush(
-        &mut self,
-        cfg: &ShardConfig,
-        w: Option<i64>,
-        sys_now: i64,
-    ) -> Result<()> {
+    pub fn settle_and_flush(&mut self, cfg: &ShardConfig, w: Option<i64>, sys_now: i64) -> Result<()> {
         match w {
             Some(w) => self.settle_all(cfg, w, w == POS_INF),
             None => self.settle_all_per_key(cfg, sys_now),
@@ -498,57 +480,79 @@ impl Shard {
         keys: &BoundKeys,
         down_schema: &SchemaRef,
         meta_schema: &SchemaRef,
-        ts_type: &arrow::datatypes::DataType,
+        ts_type: &DataType,
     ) -> Result<ShardOutput> {
         let closed = std::mem::take(&mut self.closed);
-        if closed.is_empty() {
-            self.release_freed();
-            return Ok(ShardOutput {
-                down: None,
-                meta: None,
-            });
-        }
         let slots: Vec<u32> = closed.iter().map(|c| c.slot).collect();
-        let results = self.agg.evaluate(&slots, &mut self.store)?;
+        let results = if closed.is_empty() { Vec::new() } else { self.agg.evaluate(&slots, &mut self.store)? };
         self.open_windows -= closed.len();
         self.freed.extend_from_slice(&slots);
+
+        // Down rows: one per closed window, or (joins) whatever was emitted while applying
+        // and closing, each tagged with its window at that moment.
+        let down = if self.agg.emits_rows() {
+            let emitted = self.agg.drain_emitted(&mut self.store)?;
+            let ctx = std::mem::take(&mut self.op_ctx);
+            match emitted {
+                Some(e) if !e.tags.is_empty() => {
+                    let windows: Vec<OpCtx> = e
+                        .tags
+                        .iter()
+                        .map(|t| match *t {
+                            EmitTag::Op(i) => ctx.get(i).copied(),
+                            EmitTag::Close(i) => closed.get(i).map(|c| (c.key, c.id, c.start, c.end)),
+                        })
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| WindrowError::Internal("emitted row without a window".into()))?;
+                    Some(self.window_rows(keys, down_schema, ts_type, &windows, e.columns)?)
+                }
+                _ => None,
+            }
+        } else if closed.is_empty() {
+            None
+        } else {
+            let windows: Vec<OpCtx> = closed.iter().map(|c| (c.key, c.id, c.start, c.end)).collect();
+            Some(self.window_rows(keys, down_schema, ts_type, &windows, results)?)
+        };
         self.release_freed();
+        if closed.is_empty() {
+            return Ok(ShardOutput { down, meta: None });
+        }
 
         let key_arrays = keys.decode(closed.iter().map(|c| self.keys.rows.row(c.key as usize)))?;
-        let ids: ArrayRef =
-            std::sync::Arc::new(closed.iter().map(|c| c.id).collect::<Int64Array>());
-        let starts = ts_array(closed.iter().map(|c| c.start), ts_type)?;
-        let ends = ts_array(closed.iter().map(|c| c.end), ts_type)?;
-
-        let mut down_cols = key_arrays.clone();
-        down_cols.extend([ids.clone(), starts.clone(), ends.clone()]);
-        down_cols.extend(results);
-        let down = RecordBatch::try_new(down_schema.clone(), down_cols)?;
-
-        let merged_values: Int64Array = closed
-            .iter()
-            .flat_map(|c| c.merged.iter().copied())
-            .collect();
+        let ids: ArrayRef = Arc::new(closed.iter().map(|c| c.id).collect::<Int64Array>());
+        let merged_values: Int64Array = closed.iter().flat_map(|c| c.merged.iter().copied()).collect();
         let offsets = OffsetBuffer::from_lengths(closed.iter().map(|c| c.merged.len()));
-        let arrow::datatypes::DataType::List(item) = meta_schema
-            .field(meta_schema.fields().len() - 1)
-            .data_type()
-        else {
+        let DataType::List(item) = meta_schema.field(meta_schema.fields().len() - 1).data_type() else {
             return Err(WindrowError::Internal("merged_ids is not a list".into()));
         };
-        let merged = ListArray::try_new(
-            item.clone(),
-            offsets,
-            std::sync::Arc::new(merged_values),
-            None,
-        )?;
+        let merged = ListArray::try_new(item.clone(), offsets, Arc::new(merged_values), None)?;
         let mut meta_cols = key_arrays;
-        meta_cols.extend([ids, starts, ends, std::sync::Arc::new(merged) as ArrayRef]);
+        meta_cols.extend([
+            ids,
+            ts_array(closed.iter().map(|c| c.start), ts_type)?,
+            ts_array(closed.iter().map(|c| c.end), ts_type)?,
+            Arc::new(merged) as ArrayRef,
+        ]);
         let meta = RecordBatch::try_new(meta_schema.clone(), meta_cols)?;
-        Ok(ShardOutput {
-            down: Some(down),
-            meta: Some(meta),
-        })
+        Ok(ShardOutput { down, meta: Some(meta) })
+    }
+
+    /// Key, window id and bounds for each row, followed by the result columns.
+    fn window_rows(
+        &self,
+        keys: &BoundKeys,
+        schema: &SchemaRef,
+        ts_type: &DataType,
+        windows: &[OpCtx],
+        results: Vec<ArrayRef>,
+    ) -> Result<RecordBatch> {
+        let mut cols = keys.decode(windows.iter().map(|w| self.keys.rows.row(w.0 as usize)))?;
+        cols.push(Arc::new(windows.iter().map(|w| w.1).collect::<Int64Array>()));
+        cols.push(ts_array(windows.iter().map(|w| w.2), ts_type)?);
+        cols.push(ts_array(windows.iter().map(|w| w.3), ts_type)?);
+        cols.extend(results);
+        Ok(RecordBatch::try_new(schema.clone(), cols)?)
     }
 
     fn release_freed(&mut self) {
@@ -561,10 +565,7 @@ impl Shard {
     }
 }
 
-fn ts_array(
-    values: impl Iterator<Item = i64>,
-    ts_type: &arrow::datatypes::DataType,
-) -> Result<ArrayRef> {
+fn ts_array(values: impl Iterator<Item = i64>, ts_type: &arrow::datatypes::DataType) -> Result<ArrayRef> {
     let a: Int64Array = values.collect();
     Ok(arrow::compute::cast(&a, ts_type)?)
 }

@@ -12,6 +12,10 @@
 //!
 //! [`WindowOperator`]: crate::engine::WindowOperator
 
+mod join;
+
+pub use join::{JoinOpBuilder, JoinOperator, join_window};
+
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -61,28 +65,12 @@ pub struct WindowConfig {
 impl WindowConfig {
     /// Bundles a clock and a windower.
     pub fn new(clock: impl Into<Clock>, windower: impl Into<Windower>) -> Self {
-        WindowConfig {
-            clock: clock.into(),
-            windower: windower.into(),
-        }
+        WindowConfig { clock: clock.into(), windower: windower.into() }
     }
 }
 
-fn builder(
-    step_id: &str,
-    up: &KeyedStream,
-    clock: Clock,
-    windower: Windower,
-    agg: AggSpec,
-) -> WindowOpBuilder {
-    WindowOpBuilder::new(
-        step_id,
-        Arc::clone(&up.schema),
-        up.key.clone(),
-        clock,
-        windower,
-        agg,
-    )
+fn builder(step_id: &str, up: &KeyedStream, clock: Clock, windower: Windower, agg: AggSpec) -> WindowOpBuilder {
+    WindowOpBuilder::new(step_id, Arc::clone(&up.schema), up.key.clone(), clock, windower, agg)
 }
 
 /// Counts rows per key and window. Like bytewax, it takes an un-keyed stream and the key.
@@ -93,14 +81,7 @@ pub fn count_window(
     windower: impl Into<Windower>,
     key: KeySpec,
 ) -> WindowOpBuilder {
-    WindowOpBuilder::new(
-        step_id,
-        Arc::clone(up),
-        key,
-        clock.into(),
-        windower.into(),
-        AggSpec::Count,
-    )
+    WindowOpBuilder::new(step_id, Arc::clone(up), key, clock.into(), windower.into(), AggSpec::Count)
 }
 
 /// Collects the rows of each window into a list (whole rows, or one column with
@@ -111,16 +92,7 @@ pub fn collect_window(
     clock: impl Into<Clock>,
     windower: impl Into<Windower>,
 ) -> WindowOpBuilder {
-    builder(
-        step_id,
-        up,
-        clock.into(),
-        windower.into(),
-        AggSpec::Collect {
-            column: None,
-            into: CollectInto::List,
-        },
-    )
+    builder(step_id, up, clock.into(), windower.into(), AggSpec::Collect { column: None, into: CollectInto::List })
 }
 
 /// Folds each window's rows with Rust closures: the general, row-at-a-time path.
@@ -131,13 +103,7 @@ pub fn fold_window<S: Send + 'static>(
     windower: impl Into<Windower>,
     fns: FoldFns<S>,
 ) -> WindowOpBuilder {
-    builder(
-        step_id,
-        up,
-        clock.into(),
-        windower.into(),
-        AggSpec::Fold(crate::engine::fold_factory(fns)),
-    )
+    builder(step_id, up, clock.into(), windower.into(), AggSpec::Fold(crate::engine::fold_factory(fns)))
 }
 
 /// Reduces each window's rows in arrival order: the first row is the accumulator, then
@@ -149,13 +115,7 @@ pub fn reduce_window(
     windower: impl Into<Windower>,
     reducer: impl Fn(Row, &Row) -> Row + Send + Sync + 'static,
 ) -> WindowOpBuilder {
-    builder(
-        step_id,
-        up,
-        clock.into(),
-        windower.into(),
-        AggSpec::Reduce(Arc::new(reducer)),
-    )
+    builder(step_id, up, clock.into(), windower.into(), AggSpec::Reduce(Arc::new(reducer)))
 }
 
 /// The whole row with the largest `by` value per window (ties keep the earliest arrival).
@@ -166,16 +126,7 @@ pub fn max_window(
     clock: impl Into<Clock>,
     windower: impl Into<Windower>,
 ) -> WindowOpBuilder {
-    builder(
-        step_id,
-        up,
-        clock.into(),
-        windower.into(),
-        AggSpec::Best {
-            by: None,
-            max: true,
-        },
-    )
+    builder(step_id, up, clock.into(), windower.into(), AggSpec::Best { by: None, max: true })
 }
 
 /// The whole row with the smallest `by` value per window (ties keep the earliest arrival).
@@ -185,16 +136,7 @@ pub fn min_window(
     clock: impl Into<Clock>,
     windower: impl Into<Windower>,
 ) -> WindowOpBuilder {
-    builder(
-        step_id,
-        up,
-        clock.into(),
-        windower.into(),
-        AggSpec::Best {
-            by: None,
-            max: false,
-        },
-    )
+    builder(step_id, up, clock.into(), windower.into(), AggSpec::Best { by: None, max: false })
 }
 
 /// Vectorised aggregation: any number of built-in aggregates or DataFusion aggregate
@@ -206,11 +148,5 @@ pub fn agg_window(
     windower: impl Into<Windower>,
     aggs: Vec<Agg>,
 ) -> WindowOpBuilder {
-    builder(
-        step_id,
-        up,
-        clock.into(),
-        windower.into(),
-        AggSpec::Aggs(aggs),
-    )
+    builder(step_id, up, clock.into(), windower.into(), AggSpec::Aggs(aggs))
 }

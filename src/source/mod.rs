@@ -26,10 +26,7 @@ pub struct MemorySource {
 impl MemorySource {
     /// Yields `batches` as given.
     pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
-        MemorySource {
-            schema,
-            batches: batches.into_iter(),
-        }
+        MemorySource { schema, batches: batches.into_iter() }
     }
 
     /// Yields the same rows in micro-batches of `size` rows (zero-copy slices).
@@ -71,22 +68,13 @@ impl ParquetSource {
     /// A missing or unreadable file, or one that is not Parquet; the message names the path.
     pub fn open(path: impl AsRef<Path>, batch_size: usize) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|e| {
-            WindrowError::Data(format!("cannot open Parquet file {}: {e}", path.display()))
-        })?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
-            WindrowError::Data(format!(
-                "{} is not a readable Parquet file: {e}",
-                path.display()
-            ))
-        })?;
+        let file = File::open(&path)
+            .map_err(|e| WindrowError::Data(format!("cannot open Parquet file {}: {e}", path.display())))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| WindrowError::Data(format!("{} is not a readable Parquet file: {e}", path.display())))?;
         let schema = builder.schema().clone();
         let reader = builder.with_batch_size(batch_size.max(1)).build()?;
-        Ok(ParquetSource {
-            path,
-            schema,
-            reader,
-        })
+        Ok(ParquetSource { path, schema, reader })
     }
 
     /// Reads the whole file into memory.
@@ -109,8 +97,6 @@ impl Source for ParquetSource {
     }
     fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
         let path = &self.path;
-        self.reader
-            .next()
-            .map(|r| r.map_err(|e| WindrowError::Data(format!("reading {}: {e}", path.display()))))
+        self.reader.next().map(|r| r.map_err(|e| WindrowError::Data(format!("reading {}: {e}", path.display()))))
     }
 }

@@ -53,18 +53,12 @@ pub struct EventClock {
 impl EventClock {
     /// Event time from a timestamp column; wait 0 (the seed API's default).
     pub fn new(column: impl Into<String>) -> Self {
-        EventClock {
-            ts: TimeExpr::Column(column.into()),
-            wait: Wait::Finite(TimeDelta::zero()),
-        }
+        EventClock { ts: TimeExpr::Column(column.into()), wait: Wait::Finite(TimeDelta::zero()) }
     }
 
     /// Event time from a DataFusion expression.
     pub fn from_expr(expr: Expr) -> Self {
-        EventClock {
-            ts: TimeExpr::Expr(expr),
-            wait: Wait::Finite(TimeDelta::zero()),
-        }
+        EventClock { ts: TimeExpr::Expr(expr), wait: Wait::Finite(TimeDelta::zero()) }
     }
 
     /// Sets the allowed lateness.
@@ -103,9 +97,7 @@ pub struct SystemClock {
 impl SystemClock {
     /// A system clock emitting microsecond timestamps.
     pub fn new() -> Self {
-        SystemClock {
-            unit: TimeUnit::Microsecond,
-        }
+        SystemClock { unit: TimeUnit::Microsecond }
     }
 
     /// Uses another timestamp unit for the assigned times and outputs.
@@ -154,14 +146,8 @@ pub enum WatermarkScope {
 /// A clock bound to an input schema: knows the timestamp unit and how to read event times.
 #[derive(Clone, Debug)]
 pub(crate) enum BoundTime {
-    Column {
-        index: usize,
-        name: String,
-    },
-    Expr {
-        expr: Arc<dyn PhysicalExpr>,
-        text: String,
-    },
+    Column { index: usize, name: String },
+    Expr { expr: Arc<dyn PhysicalExpr>, text: String },
     System,
 }
 
@@ -180,20 +166,13 @@ impl Clock {
             Clock::Event(e) => match &e.ts {
                 TimeExpr::Column(name) => {
                     let Ok(index) = schema.index_of(name) else {
-                        let cols: Vec<_> =
-                            schema.fields().iter().map(|f| f.name().as_str()).collect();
+                        let cols: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
                         return plan_err(format!(
                             "event-time column \"{name}\" not found; the input has columns {cols:?}"
                         ));
                     };
                     match schema.field(index).data_type() {
-                        DataType::Timestamp(unit, _) => Ok((
-                            BoundTime::Column {
-                                index,
-                                name: name.clone(),
-                            },
-                            *unit,
-                        )),
+                        DataType::Timestamp(unit, _) => Ok((BoundTime::Column { index, name: name.clone() }, *unit)),
                         other => plan_err(format!(
                             "event-time column \"{name}\" has type {other}; it must be a Timestamp \
                              (any unit, with or without time zone). Use EventClock::from_expr to convert it"
@@ -209,13 +188,9 @@ impl Clock {
                         &PhysicalPlanningContext::default(),
                     )?;
                     match phys.data_type(schema)? {
-                        DataType::Timestamp(unit, _) => Ok((
-                            BoundTime::Expr {
-                                expr: phys,
-                                text: expr.to_string(),
-                            },
-                            unit,
-                        )),
+                        DataType::Timestamp(unit, _) => {
+                            Ok((BoundTime::Expr { expr: phys, text: expr.to_string() }, unit))
+                        }
                         other => plan_err(format!(
                             "event-time expression `{expr}` has type {other}; it must produce a Timestamp"
                         )),
@@ -233,38 +208,22 @@ impl Clock {
     pub fn extract_ts(&self, batch: &RecordBatch, now_nanos: i64) -> Result<ArrayRef> {
         let (bound, unit) = self.bind(batch.schema_ref())?;
         let times = bound.read(batch, now_nanos, unit)?;
-        let nulls: Option<Vec<bool>> = times
-            .invalid
-            .map(|inv| inv.iter().map(|r| r.is_none()).collect());
+        let nulls: Option<Vec<bool>> = times.invalid.map(|inv| inv.iter().map(|r| r.is_none()).collect());
         let arr = Int64Array::new(times.values.into(), nulls.map(Into::into));
-        Ok(arrow::compute::cast(
-            &arr,
-            &DataType::Timestamp(unit, Some("UTC".into())),
-        )?)
+        Ok(arrow::compute::cast(&arr, &DataType::Timestamp(unit, Some("UTC".into())))?)
     }
 }
 
 impl BoundTime {
     /// Reads the event times of a batch.
-    pub(crate) fn read(
-        &self,
-        batch: &RecordBatch,
-        now_nanos: i64,
-        unit: TimeUnit,
-    ) -> Result<BatchTimes> {
+    pub(crate) fn read(&self, batch: &RecordBatch, now_nanos: i64, unit: TimeUnit) -> Result<BatchTimes> {
         let array: ArrayRef = match self {
             BoundTime::System => {
                 let now = super::nanos_to_unit_floor(now_nanos, unit);
-                return Ok(BatchTimes {
-                    values: vec![now; batch.num_rows()],
-                    invalid: None,
-                });
+                return Ok(BatchTimes { values: vec![now; batch.num_rows()], invalid: None });
             }
             BoundTime::Column { index, .. } => Arc::clone(batch.column(*index)),
-            BoundTime::Expr { expr, text } => match expr
-                .evaluate(batch)
-                .and_then(|v| v.into_array(batch.num_rows()))
-            {
+            BoundTime::Expr { expr, text } => match expr.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())) {
                 Ok(a) => a,
                 Err(e) => {
                     return Err(crate::error::WindrowError::Data(format!(
@@ -274,26 +233,16 @@ impl BoundTime {
             },
         };
         let DataType::Timestamp(_, _) = array.data_type() else {
-            return plan_err(format!(
-                "event time has type {}; expected a Timestamp",
-                array.data_type()
-            ));
+            return plan_err(format!("event time has type {}; expected a Timestamp", array.data_type()));
         };
         // Reinterpret any timestamp unit as raw i64 ticks (a zero-copy cast).
         let raw = arrow::compute::cast(&array, &DataType::Int64)?;
         let raw = raw.as_primitive::<arrow::datatypes::Int64Type>();
         let values = raw.values().to_vec();
-        let invalid = raw.nulls().filter(|n| n.null_count() > 0).map(|n| {
-            (0..raw.len())
-                .map(|i| {
-                    if n.is_null(i) {
-                        Some("null event time")
-                    } else {
-                        None
-                    }
-                })
-                .collect()
-        });
+        let invalid = raw
+            .nulls()
+            .filter(|n| n.null_count() > 0)
+            .map(|n| (0..raw.len()).map(|i| if n.is_null(i) { Some("null event time") } else { None }).collect());
         Ok(BatchTimes { values, invalid })
     }
 

@@ -60,12 +60,8 @@ pub(crate) fn duration_to_unit(d: TimeDelta, unit: TimeUnit, param: &str) -> Res
             unit_name(unit)
         ));
     }
-    i64::try_from(ns / per).or_else(|_| {
-        config_err(format!(
-            "`{param}` = {d} does not fit the range of {} timestamps",
-            unit_name(unit)
-        ))
-    })
+    i64::try_from(ns / per)
+        .or_else(|_| config_err(format!("`{param}` = {d} does not fit the range of {} timestamps", unit_name(unit))))
 }
 
 /// Converts an instant to ticks of `unit` since the Unix epoch, exactly.
@@ -95,21 +91,11 @@ mod tests {
     #[test]
     fn exact_conversion_and_rejection() {
         let us = TimeUnit::Microsecond;
-        assert_eq!(
-            duration_to_unit(TimeDelta::seconds(5), us, "x").unwrap(),
-            5_000_000
-        );
-        assert_eq!(
-            duration_to_unit(TimeDelta::milliseconds(-1500), TimeUnit::Millisecond, "x").unwrap(),
-            -1500
-        );
-        let err = duration_to_unit(TimeDelta::milliseconds(1500), TimeUnit::Second, "length")
-            .unwrap_err();
+        assert_eq!(duration_to_unit(TimeDelta::seconds(5), us, "x").unwrap(), 5_000_000);
+        assert_eq!(duration_to_unit(TimeDelta::milliseconds(-1500), TimeUnit::Millisecond, "x").unwrap(), -1500);
+        let err = duration_to_unit(TimeDelta::milliseconds(1500), TimeUnit::Second, "length").unwrap_err();
         assert!(err.to_string().contains("`length`"), "{err}");
-        assert_eq!(
-            duration_to_unit(TimeDelta::nanoseconds(1), TimeUnit::Nanosecond, "x").unwrap(),
-            1
-        );
+        assert_eq!(duration_to_unit(TimeDelta::nanoseconds(1), TimeUnit::Nanosecond, "x").unwrap(), 1);
         assert!(duration_to_unit(TimeDelta::nanoseconds(1), us, "x").is_err());
     }
 

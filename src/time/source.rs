@@ -61,9 +61,7 @@ pub struct ManualTime(Arc<AtomicI64>);
 impl ManualTime {
     /// Starts at the given instant.
     pub fn new(start: DateTime<Utc>) -> Self {
-        ManualTime(Arc::new(AtomicI64::new(
-            start.timestamp_nanos_opt().unwrap_or(0),
-        )))
+        ManualTime(Arc::new(AtomicI64::new(start.timestamp_nanos_opt().unwrap_or(0))))
     }
 
     /// Starts at the Unix epoch.

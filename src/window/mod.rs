@@ -41,10 +41,7 @@ impl TumblingWindower {
         if length <= TimeDelta::zero() {
             return config_err(format!("tumbling window `length` = {length} must be > 0"));
         }
-        Ok(TumblingWindower {
-            length,
-            align_to: DateTime::<Utc>::UNIX_EPOCH,
-        })
+        Ok(TumblingWindower { length, align_to: DateTime::<Utc>::UNIX_EPOCH })
     }
 
     /// Window 0 starts at `align_to` (any instant; time zones are irrelevant to instants).
@@ -98,11 +95,7 @@ impl SlidingWindower {
                  there would be undefined gaps between windows"
             ));
         }
-        Ok(SlidingWindower {
-            length,
-            offset,
-            align_to: DateTime::<Utc>::UNIX_EPOCH,
-        })
+        Ok(SlidingWindower { length, offset, align_to: DateTime::<Utc>::UNIX_EPOCH })
     }
 
     /// Window 0 starts at `align_to`.
@@ -189,14 +182,10 @@ impl Windower {
         };
         (first..=last)
             .map(|id| {
-                let (s, e) = fixed.bounds(id).ok_or_else(|| {
-                    crate::error::WindrowError::Config(format!("window {id} bounds out of range"))
-                })?;
-                Ok((
-                    id,
-                    DateTime::from_timestamp_nanos(s),
-                    DateTime::from_timestamp_nanos(e),
-                ))
+                let (s, e) = fixed
+                    .bounds(id)
+                    .ok_or_else(|| crate::error::WindrowError::Config(format!("window {id} bounds out of range")))?;
+                Ok((id, DateTime::from_timestamp_nanos(s), DateTime::from_timestamp_nanos(e)))
             })
             .collect()
     }
@@ -213,9 +202,7 @@ impl Windower {
         match *self {
             Windower::Tumbling(w) => fixed(w.length, w.length, w.align_to),
             Windower::Sliding(w) => fixed(w.length, w.offset, w.align_to),
-            Windower::Session(w) => Ok(BoundWindower::Session {
-                gap: duration_to_unit(w.gap, unit, "gap")?,
-            }),
+            Windower::Session(w) => Ok(BoundWindower::Session { gap: duration_to_unit(w.gap, unit, "gap")? }),
         }
     }
 }
@@ -275,14 +262,8 @@ mod tests {
 
     fn ids(length: i64, offset: i64, ts: DateTime<Utc>) -> Vec<i64> {
         let nine = Utc.with_ymd_and_hms(2023, 3, 16, 9, 0, 0).unwrap();
-        let w = SlidingWindower::new(TimeDelta::seconds(length), TimeDelta::seconds(offset))
-            .unwrap()
-            .align_to(nine);
-        w.windows_for_time(ts)
-            .unwrap()
-            .iter()
-            .map(|m| m.0)
-            .collect()
+        let w = SlidingWindower::new(TimeDelta::seconds(length), TimeDelta::seconds(offset)).unwrap().align_to(nine);
+        w.windows_for_time(ts).unwrap().iter().map(|m| m.0).collect()
     }
 
     /// The 26 id cases of bytewax's sliding windower tests (spec §15).
@@ -320,11 +301,7 @@ mod tests {
             (10, 10, at(9, 0, 10, 0), &[1]),
         ];
         for (length, offset, ts, want) in cases {
-            assert_eq!(
-                ids(*length, *offset, *ts),
-                *want,
-                "L {length} / O {offset} at {ts}"
-            );
+            assert_eq!(ids(*length, *offset, *ts), *want, "L {length} / O {offset} at {ts}");
         }
     }
 
@@ -349,30 +326,18 @@ mod tests {
 
     #[test]
     fn negative_timestamps_use_floor_division() {
-        let f = FixedWindows {
-            length: 10,
-            offset: 10,
-            align: 0,
-        };
+        let f = FixedWindows { length: 10, offset: 10, align: 0 };
         assert_eq!(f.ids(-1), Some((-1, -1)));
         assert_eq!(f.ids(-10), Some((-1, -1)));
         assert_eq!(f.ids(-11), Some((-2, -2)));
         assert_eq!(f.bounds(-2), Some((-20, -10)));
-        let s = FixedWindows {
-            length: 10,
-            offset: 3,
-            align: 0,
-        };
+        let s = FixedWindows { length: 10, offset: 3, align: 0 };
         assert_eq!(s.ids(-1), Some((-3, -1)));
     }
 
     #[test]
     fn bounds_near_the_extremes_are_detected() {
-        let f = FixedWindows {
-            length: 10,
-            offset: 10,
-            align: 0,
-        };
+        let f = FixedWindows { length: 10, offset: 10, align: 0 };
         assert!(!f.representable(i64::MAX - 3));
         assert!(f.representable(i64::MAX - 20));
         assert!(!f.representable(i64::MIN + 3));
@@ -389,9 +354,7 @@ mod tests {
         let w = Windower::from(TumblingWindower::new(TimeDelta::milliseconds(1500)).unwrap());
         assert!(w.bind(TimeUnit::Second).is_err());
         assert!(w.bind(TimeUnit::Millisecond).is_ok());
-        let aligned = TumblingWindower::new(TimeDelta::seconds(1))
-            .unwrap()
-            .align_to(DateTime::from_timestamp_nanos(5));
+        let aligned = TumblingWindower::new(TimeDelta::seconds(1)).unwrap().align_to(DateTime::from_timestamp_nanos(5));
         assert!(Windower::from(aligned).bind(TimeUnit::Microsecond).is_err());
     }
 }

@@ -40,7 +40,7 @@ fn within(a: i64, b: i64, gap: i64) -> bool {
 
 impl Sessions {
     /// Assigns `ts` to a session (creating one when none matches) and returns the assigned
-    /// session's `(id, slot)`. Merges the assignment causes are appended to `merges`, in the
+    /// session's `(id, slot, first, last)` right after the assignment (before merges). Merges the assignment causes are appended to `merges`, in the
     /// order they must be applied, after the row has been applied to the assigned slot.
     pub fn assign(
         &mut self,
@@ -48,11 +48,11 @@ impl Sessions {
         gap: i64,
         mut new_slot: impl FnMut() -> u32,
         merges: &mut Vec<Merge>,
-    ) -> (i64, u32) {
+    ) -> (i64, u32, i64, i64) {
         for i in 0..self.live.len() {
             let s = &mut self.live[i];
             if s.first <= ts && ts <= s.last {
-                return (s.id, s.slot);
+                return (s.id, s.slot, s.first, s.last);
             }
             let extended = if s.first > ts && within(s.first, ts, gap) {
                 s.first = ts;
@@ -64,7 +64,7 @@ impl Sessions {
                 false
             };
             if extended {
-                let assigned = (s.id, s.slot);
+                let assigned = (s.id, s.slot, s.first, s.last);
                 self.detect_merges(gap, merges);
                 return assigned;
             }
@@ -72,14 +72,13 @@ impl Sessions {
         let slot = new_slot();
         let id = self.next_id;
         self.next_id += 1;
-        self.live.push(Session {
-            id,
-            first: ts,
-            last: ts,
-            merged: Vec::new(),
-            slot,
-        });
-        (id, slot)
+        self.live.push(Session { id, first: ts, last: ts, merged: Vec::new(), slot });
+        (id, slot, ts, ts)
+    }
+
+    /// Bounds of live session `id`.
+    pub fn bounds(&self, id: i64) -> Option<(i64, i64)> {
+        self.live.iter().find(|s| s.id == id).map(|s| (s.first, s.last))
     }
 
     /// The sweep of spec §5.2.2: sessions sorted by `first` (stable), each merged into the
@@ -94,19 +93,11 @@ impl Sessions {
         let mut current = order[0];
         for &next in &order[1..] {
             if within(self.live[next].first, self.live[current].last, gap) {
-                let (next_last, next_id, next_slot) = (
-                    self.live[next].last,
-                    self.live[next].id,
-                    self.live[next].slot,
-                );
+                let (next_last, next_id, next_slot) = (self.live[next].last, self.live[next].id, self.live[next].slot);
                 let cur = &mut self.live[current];
                 cur.last = cur.last.max(next_last);
                 cur.merged.push(next_id);
-                merges.push(Merge {
-                    original_slot: next_slot,
-                    target_slot: cur.slot,
-                    target_id: cur.id,
-                });
+                merges.push(Merge { original_slot: next_slot, target_slot: cur.slot, target_id: cur.id });
                 removed[next] = true;
             } else {
                 current = next;
@@ -165,10 +156,7 @@ mod tests {
     }
 
     fn bounds(s: &Sessions) -> Vec<(i64, i64, i64, Vec<i64>)> {
-        s.live
-            .iter()
-            .map(|x| (x.id, x.first, x.last, x.merged.clone()))
-            .collect()
+        s.live.iter().map(|x| (x.id, x.first, x.last, x.merged.clone())).collect()
     }
 
     // bytewax's SessionWindower test cases (spec §15), times in seconds.
@@ -180,24 +168,14 @@ mod tests {
         assert_eq!(bounds(&run(&[0, -5]).0), vec![(0, -5, 0, vec![])]);
         assert_eq!(bounds(&run(&[0, -10]).0), vec![(0, -10, 0, vec![])]);
         assert_eq!(bounds(&run(&[0, 10, 5]).0), vec![(0, 0, 10, vec![])]);
-        assert_eq!(
-            bounds(&run(&[0, 11]).0),
-            vec![(0, 0, 0, vec![]), (1, 11, 11, vec![])]
-        );
+        assert_eq!(bounds(&run(&[0, 11]).0), vec![(0, 0, 0, vec![]), (1, 11, 11, vec![])]);
     }
 
     #[test]
     fn extend_merge() {
         let (s, merges) = run(&[0, 20, 10]);
         assert_eq!(bounds(&s), vec![(0, 0, 20, vec![1])]);
-        assert_eq!(
-            merges,
-            vec![Merge {
-                original_slot: 1,
-                target_slot: 0,
-                target_id: 0
-            }]
-        );
+        assert_eq!(merges, vec![Merge { original_slot: 1, target_slot: 0, target_id: 0 }]);
     }
 
     #[test]
@@ -213,14 +191,7 @@ mod tests {
         // x@100, y@85, z@92 → 0 merges into 1 (spec §5.2.3).
         let (s, merges) = run(&[100, 85, 92]);
         assert_eq!(bounds(&s), vec![(1, 85, 100, vec![0])]);
-        assert_eq!(
-            merges,
-            vec![Merge {
-                original_slot: 0,
-                target_slot: 1,
-                target_id: 1
-            }]
-        );
+        assert_eq!(merges, vec![Merge { original_slot: 0, target_slot: 1, target_id: 1 }]);
     }
 
     #[test]

@@ -38,11 +38,7 @@ pub struct RefRow {
 impl RefRow {
     /// Convenience constructor.
     pub fn new(key: &str, ts: i64, value: f64) -> Self {
-        RefRow {
-            key: key.to_string(),
-            ts,
-            value,
-        }
+        RefRow { key: key.to_string(), ts, value }
     }
 }
 
@@ -237,11 +233,7 @@ pub fn run_reference(cfg: &RefConfig, sides: &[Vec<RefRow>]) -> RefOutput {
 /// pairs instead of derived by §11.4 (for example the live-mode arrival orders that some spec
 /// examples use, with system time still frozen). `n_sides` is the number of sides (1 for
 /// non-join ops).
-pub fn run_reference_arrivals(
-    cfg: &RefConfig,
-    n_sides: usize,
-    arrivals: &[(usize, RefRow)],
-) -> RefOutput {
+pub fn run_reference_arrivals(cfg: &RefConfig, n_sides: usize, arrivals: &[(usize, RefRow)]) -> RefOutput {
     validate(cfg, n_sides);
     for (side, _) in arrivals {
         assert!(*side < n_sides, "reference: side index {side} out of range");
@@ -280,16 +272,8 @@ pub fn interleave_sides(sides: &[Vec<RefRow>]) -> Vec<(usize, RefRow)> {
 /// §5.1: the `(window_id, start, end)` of every window `[start, end)` containing `ts`,
 /// ascending by id, for `SlidingWindower(length, offset, align)` (tumbling: `offset = length`).
 /// Panics if a bound does not fit in `i64` (windrow: `errors`, "window bounds out of range").
-pub fn fixed_windows_for_time(
-    length: i64,
-    offset: i64,
-    align: i64,
-    ts: i64,
-) -> Vec<(i64, i64, i64)> {
-    assert!(
-        length > 0 && offset > 0 && offset <= length,
-        "reference: invalid length/offset"
-    );
+pub fn fixed_windows_for_time(length: i64, offset: i64, align: i64, ts: i64) -> Vec<(i64, i64, i64)> {
+    assert!(length > 0 && offset > 0 && offset <= length, "reference: invalid length/offset");
     let (length, offset, align) = (length as i128, offset as i128, align as i128);
     let d = ts as i128 - align;
     // Floor division (div_euclid with a positive divisor).
@@ -309,9 +293,8 @@ pub fn fixed_windows_for_time(
 // ---------------------------------------------------------------------------------------------
 
 fn to_i64(x: i128) -> i64 {
-    i64::try_from(x).unwrap_or_else(|_| {
-        panic!("reference: window bounds out of range (windrow would route the row to errors)")
-    })
+    i64::try_from(x)
+        .unwrap_or_else(|_| panic!("reference: window bounds out of range (windrow would route the row to errors)"))
 }
 
 fn validate(cfg: &RefConfig, n_sides: usize) {
@@ -321,10 +304,7 @@ fn validate(cfg: &RefConfig, n_sides: usize) {
         }
         RefWindower::Sliding { length, offset, .. } => {
             assert!(length > 0, "reference: length must be > 0");
-            assert!(
-                offset > 0 && offset <= length,
-                "reference: need 0 < offset <= length"
-            );
+            assert!(offset > 0 && offset <= length, "reference: need 0 < offset <= length");
         }
         RefWindower::Session { gap } => assert!(gap >= 0, "reference: gap must be >= 0"),
     }
@@ -523,9 +503,7 @@ impl Agg {
                 }
             },
             Agg::Join(sides) => {
-                let RefOp::Join { insert, emit } = ctx.op else {
-                    unreachable!()
-                };
+                let RefOp::Join { insert, emit } = ctx.op else { unreachable!() };
                 let v = JoinVal { seq, ts, value };
                 match insert {
                     InsertMode::First => {
@@ -562,9 +540,7 @@ impl Agg {
                 }
             }
             (Agg::Join(t), Agg::Join(o)) => {
-                let RefOp::Join { insert, emit } = ctx.op else {
-                    unreachable!()
-                };
+                let RefOp::Join { insert, emit } = ctx.op else { unreachable!() };
                 for (ts_side, os_side) in t.iter_mut().zip(o) {
                     match insert {
                         // Per side, keep the value inserted earliest / latest of the two
@@ -572,11 +548,7 @@ impl Agg {
                         InsertMode::First | InsertMode::Last => {
                             let mut all: Vec<JoinVal> = ts_side.drain(..).chain(os_side).collect();
                             all.sort_by_key(|v| v.seq);
-                            let keep = if insert == InsertMode::First {
-                                all.first()
-                            } else {
-                                all.last()
-                            };
+                            let keep = if insert == InsertMode::First { all.first() } else { all.last() };
                             *ts_side = keep.copied().into_iter().collect();
                         }
                         // The target's values, then the original's.
@@ -602,9 +574,7 @@ impl Agg {
                 vec![RefResult::Row { ts, value }]
             }
             Agg::Join(sides) => {
-                let RefOp::Join { emit, .. } = ctx.op else {
-                    unreachable!()
-                };
+                let RefOp::Join { emit, .. } = ctx.op else { unreachable!() };
                 match emit {
                     EmitMode::Final => join_rows(&sides),
                     // complete: a partial round is dropped; running: emitted already.
@@ -639,11 +609,8 @@ fn join_emit_after_change(sides: &mut [Vec<JoinVal>], emit: EmitMode) -> Vec<Ref
 fn join_rows(sides: &[Vec<JoinVal>]) -> Vec<RefResult> {
     let mut rows: Vec<Vec<Option<(i64, f64)>>> = vec![Vec::new()];
     for side in sides {
-        let choices: Vec<Option<(i64, f64)>> = if side.is_empty() {
-            vec![None]
-        } else {
-            side.iter().map(|v| Some((v.ts, v.value))).collect()
-        };
+        let choices: Vec<Option<(i64, f64)>> =
+            if side.is_empty() { vec![None] } else { side.iter().map(|v| Some((v.ts, v.value))).collect() };
         let mut next = Vec::with_capacity(rows.len() * choices.len());
         for prefix in &rows {
             for c in &choices {
@@ -686,12 +653,7 @@ fn session_open(ks: &mut KeyState, gap: i64, ts: i64) -> (i64, Vec<(i64, i64)>) 
     }
     let id = ks.next_session_id;
     ks.next_session_id += 1;
-    ks.sessions.push(Session {
-        id,
-        first_ts: ts,
-        last_ts: ts,
-        merged_ids: Vec::new(),
-    });
+    ks.sessions.push(Session { id, first_ts: ts, last_ts: ts, merged_ids: Vec::new() });
     (id, Vec::new())
 }
 
@@ -734,19 +696,11 @@ fn late_ids(ctx: &Ctx, ts: i64) -> Vec<i64> {
     match ctx.windower {
         RefWindower::Session { .. } => vec![LATE_SESSION_ID],
         RefWindower::Tumbling { length, align } => {
-            fixed_windows_for_time(length, length, align, ts)
-                .into_iter()
-                .map(|w| w.0)
-                .collect()
+            fixed_windows_for_time(length, length, align, ts).into_iter().map(|w| w.0).collect()
         }
-        RefWindower::Sliding {
-            length,
-            offset,
-            align,
-        } => fixed_windows_for_time(length, offset, align, ts)
-            .into_iter()
-            .map(|w| w.0)
-            .collect(),
+        RefWindower::Sliding { length, offset, align } => {
+            fixed_windows_for_time(length, offset, align, ts).into_iter().map(|w| w.0).collect()
+        }
     }
 }
 
@@ -770,40 +724,20 @@ fn apply(
             let (id, merges) = session_open(ks, gap, ts);
             (vec![id], merges)
         }
-        RefWindower::Tumbling { length, align } => {
-            (fixed_open(ks, length, length, align, ts), Vec::new())
-        }
-        RefWindower::Sliding {
-            length,
-            offset,
-            align,
-        } => (fixed_open(ks, length, offset, align, ts), Vec::new()),
+        RefWindower::Tumbling { length, align } => (fixed_open(ks, length, length, align, ts), Vec::new()),
+        RefWindower::Sliding { length, offset, align } => (fixed_open(ks, length, offset, align, ts), Vec::new()),
     };
     for id in ids {
         let state = ks.states.entry(id).or_insert_with(|| Agg::empty(ctx));
         for result in state.insert(ctx, side, ts, value, this_seq) {
-            out.down.push(RefDown {
-                key: key.to_string(),
-                window_id: id,
-                result,
-            });
+            out.down.push(RefDown { key: key.to_string(), window_id: id, result });
         }
     }
     for (original, target) in merges {
-        let o = ks
-            .states
-            .remove(&original)
-            .expect("a live session has a state");
-        let t = ks
-            .states
-            .get_mut(&target)
-            .expect("a live session has a state");
+        let o = ks.states.remove(&original).expect("a live session has a state");
+        let t = ks.states.get_mut(&target).expect("a live session has a state");
         for result in t.merge(ctx, o) {
-            out.down.push(RefDown {
-                key: key.to_string(),
-                window_id: target,
-                result,
-            });
+            out.down.push(RefDown { key: key.to_string(), window_id: target, result });
         }
     }
 }
@@ -828,8 +762,7 @@ fn settle(ctx: &Ctx, ks: &mut KeyState, key: &str, w: Wm, seq: &mut u64, out: &m
     }
     if ctx.ordered && ks.queue_min.is_some_and(|m| w.reaches(m)) {
         let queue = std::mem::take(&mut ks.queue);
-        let (mut due, rest): (Vec<Queued>, Vec<Queued>) =
-            queue.into_iter().partition(|q| w.reaches(q.ts));
+        let (mut due, rest): (Vec<Queued>, Vec<Queued>) = queue.into_iter().partition(|q| w.reaches(q.ts));
         due.sort_by_key(|q| q.ts); // stable: ties keep arrival order
         ks.queue = rest;
         ks.queue_min = ks.queue.iter().map(|q| q.ts).min();
@@ -866,19 +799,9 @@ fn settle(ctx: &Ctx, ks: &mut KeyState, key: &str, w: Wm, seq: &mut u64, out: &m
     for (id, open_time, close_time, merged_ids) in closed {
         let state = ks.states.remove(&id).expect("an open window has a state");
         for result in state.close(ctx) {
-            out.down.push(RefDown {
-                key: key.to_string(),
-                window_id: id,
-                result,
-            });
+            out.down.push(RefDown { key: key.to_string(), window_id: id, result });
         }
-        out.meta.push(RefMeta {
-            key: key.to_string(),
-            window_id: id,
-            open_time,
-            close_time,
-            merged_ids,
-        });
+        out.meta.push(RefMeta { key: key.to_string(), window_id: id, open_time, close_time, merged_ids });
     }
 }
 
@@ -894,10 +817,7 @@ struct Engine {
 
 impl Engine {
     fn new(cfg: &RefConfig, n_sides: usize) -> Engine {
-        let always_unordered = matches!(
-            cfg.op,
-            RefOp::Count | RefOp::ReduceSum | RefOp::Max | RefOp::Min
-        );
+        let always_unordered = matches!(cfg.op, RefOp::Count | RefOp::ReduceSum | RefOp::Max | RefOp::Min);
         Engine {
             ctx: Ctx {
                 windower: cfg.windower,
@@ -916,21 +836,11 @@ impl Engine {
 
     /// One row = one micro-batch: `process` of §3.2 followed by settling its scope.
     fn process_row(&mut self, side: usize, row: &RefRow) {
-        let Engine {
-            ctx,
-            keys,
-            stream_wm,
-            seq,
-            out,
-        } = self;
+        let Engine { ctx, keys, stream_wm, seq, out } = self;
         let ctx = &*ctx;
         let key = row.key.as_str();
         let ks = keys.entry(row.key.clone()).or_default();
-        let scope_wm: &mut Wm = if ctx.per_stream {
-            stream_wm
-        } else {
-            &mut ks.wm
-        };
+        let scope_wm: &mut Wm = if ctx.per_stream { stream_wm } else { &mut ks.wm };
         let before = *scope_wm;
         // W := max(W, ts − wait); the candidate is ignored if it overflows or wait = ∞.
         if let Some(cand) = ctx.wait.and_then(|w| row.ts.checked_sub(w)) {
@@ -948,11 +858,7 @@ impl Engine {
                 });
             }
         } else if ctx.ordered {
-            ks.queue.push(Queued {
-                side,
-                ts: row.ts,
-                value: row.value,
-            });
+            ks.queue.push(Queued { side, ts: row.ts, value: row.value });
             ks.queue_min = Some(ks.queue_min.map_or(row.ts, |m| m.min(row.ts)));
         } else {
             apply(ctx, ks, key, side, row.ts, row.value, seq, out);
@@ -971,13 +877,7 @@ impl Engine {
 
     /// `end_of_input` of §3.2: settle every key at `+∞`.
     fn end_of_input(&mut self) {
-        let Engine {
-            ctx,
-            keys,
-            seq,
-            out,
-            ..
-        } = self;
+        let Engine { ctx, keys, seq, out, .. } = self;
         for (k, ks) in keys.iter_mut() {
             settle(ctx, ks, k, Wm::PosInf, seq, out);
         }

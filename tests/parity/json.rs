@@ -35,12 +35,10 @@ pub fn format_ts_us(us: i64) -> String {
 pub fn parse_ts_us(s: &str) -> Result<i64, String> {
     let b = s.as_bytes();
     if b.len() != 27 || b[10] != b'T' || b[19] != b'.' || b[26] != b'Z' {
-        return Err(format!(
-            "timestamp {s:?} is not in the format YYYY-MM-DDTHH:MM:SS.ffffffZ"
-        ));
+        return Err(format!("timestamp {s:?} is not in the format YYYY-MM-DDTHH:MM:SS.ffffffZ"));
     }
-    let naive = NaiveDateTime::parse_from_str(&s[..26], "%Y-%m-%dT%H:%M:%S%.f")
-        .map_err(|e| format!("timestamp {s:?}: {e}"))?;
+    let naive =
+        NaiveDateTime::parse_from_str(&s[..26], "%Y-%m-%dT%H:%M:%S%.f").map_err(|e| format!("timestamp {s:?}: {e}"))?;
     Ok(naive.and_utc().timestamp_micros())
 }
 
@@ -55,15 +53,11 @@ pub fn secs_to_us(secs: f64) -> Result<i64, String> {
         return Err(format!("duration {secs} s is not finite"));
     }
     if us.fract() != 0.0 {
-        return Err(format!(
-            "duration {secs} s is not a whole number of microseconds"
-        ));
+        return Err(format!("duration {secs} s is not a whole number of microseconds"));
     }
     // i64::MAX as f64 rounds up to 2^63, so `<` excludes it.
     if us >= i64::MAX as f64 || us < i64::MIN as f64 {
-        return Err(format!(
-            "duration {secs} s does not fit in i64 microseconds"
-        ));
+        return Err(format!("duration {secs} s does not fit in i64 microseconds"));
     }
     Ok(us as i64)
 }
@@ -124,13 +118,7 @@ pub fn late_record(key: &str, window_id: i64, side: Option<u8>, ts_us: i64, valu
 /// A `meta` record (README §5.4):
 /// `{"key","window_id","open_time","close_time","merged_ids"}`.
 /// `merged_ids` is written in ascending order whatever the input order.
-pub fn meta_record(
-    key: &str,
-    window_id: i64,
-    open_us: i64,
-    close_us: i64,
-    merged_ids: &[i64],
-) -> Value {
+pub fn meta_record(key: &str, window_id: i64, open_us: i64, close_us: i64, merged_ids: &[i64]) -> Value {
     let mut ids = merged_ids.to_vec();
     ids.sort_unstable();
     let mut m = Map::new();
@@ -138,10 +126,7 @@ pub fn meta_record(
     m.insert("window_id".into(), Value::from(window_id));
     m.insert("open_time".into(), ts(open_us));
     m.insert("close_time".into(), ts(close_us));
-    m.insert(
-        "merged_ids".into(),
-        Value::Array(ids.into_iter().map(Value::from).collect()),
-    );
+    m.insert("merged_ids".into(), Value::Array(ids.into_iter().map(Value::from).collect()));
     Value::Object(m)
 }
 
