@@ -48,6 +48,11 @@ pub mod window;
 
 pub use error::{Result, WindrowError};
 
+/// The README's Rust examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The names most programs need.
 pub mod prelude {
     pub use crate::agg::{Agg, AggFunc, CollectInto, EmitMode, FoldFns, InsertMode, Row, RowView};

@@ -248,6 +248,13 @@ impl FixedWindows {
     /// Whether every window containing `ts` has representable bounds.
     #[inline]
     pub fn representable(&self, ts: i64) -> bool {
+        // Fast path: with moderate parameters, |ts| <= MAX/4 keeps every intermediate value
+        // of `ids` and `bounds` within ±7/8 of the range (offset <= length <= MAX/8,
+        // |align| <= MAX/8), so nothing can overflow.
+        const EIGHTH: i64 = i64::MAX / 8;
+        if self.length <= EIGHTH && self.align.unsigned_abs() <= EIGHTH as u64 && ts.unsigned_abs() <= (2 * EIGHTH) as u64 {
+            return true;
+        }
         match self.ids(ts) {
             Some((first, last)) => self.bounds(first).is_some() && self.bounds(last).is_some(),
             None => false,
