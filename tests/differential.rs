@@ -1,0 +1,1719 @@
+//! Differential tests: the windrow engine against the naive row-at-a-time reference of
+//! `tests/common/reference.rs`, over seeded random keyed streams (spec §16 items 1–2, §11.2),
+//! plus focused input-shape tests (spec §16 items 12, 13, 28, 30).
+//!
+//! Layout of this file:
+//!
+//! * [`Case`]: one configuration (seed, op, windower, wait, scope, ordered).
+//! * [`generate`]: the seeded stream generator (out-of-order, late, duplicate, window-edge and
+//!   pre-epoch timestamps; values that are multiples of 0.25 so every sum is exact).
+//! * [`Layout`] / [`make_batch`]: turns reference rows into Arrow batches (key as Utf8,
+//!   `Dictionary(Int32, Utf8)`, `Int64` or two columns; any timestamp unit, with or without a
+//!   time zone).
+//! * [`run_engine`]: builds the operator exactly like `tests/parity/adapter.rs` does, pushes
+//!   the micro-batches, and decodes `down`/`late`/`meta` into the reference's structs.
+//! * [`compare`]: per-key comparison with a message naming the configuration and the first
+//!   differing record.
+//!
+//! What is compared (per key; no order across keys is promised, spec §7.4):
+//!
+//! * `late`: exact per-key sequence, always.
+//! * `down` and `meta`: exact per-key sequence in ordered mode and whenever every row is its
+//!   own micro-batch (the reference's model); per-key multisets otherwise (spec §7.2).
+//! * `errors`: empty.
+//! * Row conservation for `count_window` over tumbling windows: Σ counts + late rows = rows.
+//!
+//! Also here: a long stream (> 1000 rows, so batch size 1000 splits it), the spec's session
+//! merge / close order / watermark scope examples through the engine for several batchings,
+//! and an on-demand wider sweep (`differential_extended_seeds`, `--ignored`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
+};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Float64Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
+use chrono::{DateTime, TimeDelta, Utc};
+use datafusion::common::ScalarValue;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use windrow::prelude::*;
+
+use common::reference::*;
+
+// =============================================================================================
+// Constants
+// =============================================================================================
+
+/// One second in microseconds (the differential streams are in microseconds).
+const S: i64 = 1_000_000;
+/// `A = 2022-01-01T00:00:00Z` in microseconds.
+const A_US: i64 = 1_640_995_200 * S;
+
+/// The (batch size, threads) combinations every case runs: every batch size with 1 thread,
+/// and batch sizes {7, whole} with 2 and 4 threads. `usize::MAX` = the whole input at once.
+const WHOLE: usize = usize::MAX;
+const BATCHINGS: &[(usize, usize)] = &[(1, 1), (7, 1), (1000, 1), (WHOLE, 1), (7, 2), (WHOLE, 2), (7, 4), (WHOLE, 4)];
+
+/// The seeds of the main differential sweep (each gives a different stream shape).
+const SEEDS: &[u64] = &[1, 2, 3];
+
+// =============================================================================================
+// Configuration
+// =============================================================================================
+
+/// One differential configuration (everything but the batching).
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    seed: u64,
+    /// The stream length class the seed is generated with.
+    size: StreamSize,
+    op: RefOp,
+    windower: RefWindower,
+    /// `None` = `EventClock::wait_forever()`.
+    wait: Option<i64>,
+    per_stream: bool,
+    /// Only meaningful for Collect and FoldSum (the others are always unordered).
+    ordered: bool,
+}
+
+impl Case {
+    fn ref_config(&self) -> RefConfig {
+        RefConfig {
+            windower: self.windower,
+            op: self.op,
+            wait: self.wait,
+            ordered: self.ordered,
+            per_stream: self.per_stream,
+        }
+    }
+
+    /// Human-readable description naming every parameter, plus the batching.
+    fn describe(&self, batch: usize, threads: usize) -> String {
+        format!(
+            "seed={} size={:?} op={} windower={} wait={} scope={} ordered={} batch={} threads={}",
+            self.seed,
+            self.size,
+            op_name(self.op),
+            windower_name(self.windower),
+            wait_name(self.wait),
+            if self.per_stream { "PerStream" } else { "PerKey" },
+            self.ordered,
+            batch_name(batch),
+            threads
+        )
+    }
+}
+
+fn op_name(op: RefOp) -> &'static str {
+    match op {
+        RefOp::Count => "count",
+        RefOp::Collect => "collect",
+        RefOp::FoldSum => "fold_sum",
+        RefOp::ReduceSum => "reduce_sum",
+        RefOp::Max => "max",
+        RefOp::Min => "min",
+        RefOp::Join { .. } => "join",
+    }
+}
+
+fn secs(x: i64) -> String {
+    // Differential runs are in µs; print as seconds.
+    if x % S == 0 { format!("{}s", x / S) } else { format!("{}s", x as f64 / S as f64) }
+}
+
+fn windower_name(w: RefWindower) -> String {
+    match w {
+        RefWindower::Tumbling { length, align } => {
+            format!("tumbling({}, align={})", secs(length), secs(align))
+        }
+        RefWindower::Sliding { length, offset, align } => {
+            format!("sliding({}/{}, align={})", secs(length), secs(offset), secs(align))
+        }
+        RefWindower::Session { gap } => format!("session(gap={})", secs(gap)),
+    }
+}
+
+fn wait_name(w: Option<i64>) -> String {
+    w.map_or_else(|| "forever".to_string(), secs)
+}
+
+fn batch_name(b: usize) -> String {
+    if b == WHOLE { "whole".to_string() } else { b.to_string() }
+}
+
+fn always_unordered(op: RefOp) -> bool {
+    matches!(op, RefOp::Count | RefOp::ReduceSum | RefOp::Max | RefOp::Min)
+}
+
+/// Windowers of the sweep: tumbling with a non-zero align_to, sliding with the offset dividing
+/// the length (10/5) and not (10/3, 10/7, one with a negative align_to), sessions with small
+/// gaps (merges happen in unordered mode).
+fn windowers() -> Vec<RefWindower> {
+    vec![
+        RefWindower::Tumbling { length: 10 * S, align: 3_250_000 },
+        RefWindower::Sliding { length: 10 * S, offset: 5 * S, align: 0 },
+        RefWindower::Sliding { length: 10 * S, offset: 3 * S, align: 0 },
+        RefWindower::Sliding { length: 10 * S, offset: 7 * S, align: -2_750_000 },
+        RefWindower::Session { gap: S },
+        RefWindower::Session { gap: 3 * S },
+    ]
+}
+
+fn waits() -> Vec<Option<i64>> {
+    vec![Some(0), Some(3 * S), None]
+}
+
+/// The on-demand extended sweep adds: tumbling aligned to the epoch, sliding with
+/// `offset == length`, sessions with gap 0 and a large gap, and more waits.
+fn extended_windowers() -> Vec<RefWindower> {
+    let mut w = windowers();
+    w.extend([
+        RefWindower::Tumbling { length: 10 * S, align: 0 },
+        RefWindower::Sliding { length: 4 * S, offset: 4 * S, align: S },
+        RefWindower::Session { gap: 0 },
+        RefWindower::Session { gap: 10 * S },
+    ]);
+    w
+}
+
+fn extended_waits() -> Vec<Option<i64>> {
+    vec![Some(0), Some(1_500_000), Some(3 * S), Some(20 * S), None]
+}
+
+/// (op, ordered) pairs: ordered is only offered for collect and fold.
+fn op_variants(op: RefOp) -> Vec<(RefOp, bool)> {
+    if always_unordered(op) { vec![(op, false)] } else { vec![(op, true), (op, false)] }
+}
+
+// =============================================================================================
+// Generator
+// =============================================================================================
+
+/// (align, offset, length) of the fixed windowers, for snapping timestamps to window edges.
+const EDGE_GRIDS: &[(i64, i64, i64)] =
+    &[(3_250_000, 10 * S, 10 * S), (0, 5 * S, 10 * S), (0, 3 * S, 10 * S), (-2_750_000, 7 * S, 10 * S)];
+
+/// A seeded random keyed stream in microseconds:
+///
+/// * 3–20 keys (`k0`, `k1`, …), about half the rows on three hot keys;
+/// * a cursor drifting forward 0–600 ms per row (sometimes with a µs part);
+/// * ~15 % of rows jittered back within 3 s, ~10 % back 3–30 s (late for small waits);
+/// * ~7 % reuse a recent row's timestamp, ~4 % are exact duplicates of a recent row;
+/// * ~10 % snapped exactly onto a window start or end of one of the fixed windowers;
+/// * ~4 % at exactly a whole number of seconds after the key's previous timestamp (exact
+///   session gaps);
+/// * even seeds start 40 s before the Unix epoch (negative timestamps), odd ones at `A − 40 s`;
+/// * values are multiples of 0.25 between −2 and 4 (sums are exact in any order; max/min
+///   ties are common).
+fn generate(seed: u64) -> Vec<RefRow> {
+    generate_sized(seed, StreamSize::Normal)
+}
+
+/// The length class of a generated stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamSize {
+    /// 150–300 rows (batch size 1000 = the whole input).
+    Normal,
+    /// 1 500–2 500 rows (batch size 1000 splits the input).
+    Long,
+}
+
+/// [`generate`] with a chosen length class (same shape otherwise).
+fn generate_sized(seed: u64, size: StreamSize) -> Vec<RefRow> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let n_keys: usize = rng.random_range(3..=20);
+    let n_rows: usize = match size {
+        StreamSize::Normal => rng.random_range(150..=300),
+        StreamSize::Long => rng.random_range(1500..=2500),
+    };
+    let base = if seed.is_multiple_of(2) { -40 * S } else { A_US - 40 * S };
+    let mut cursor = base;
+    let mut rows: Vec<RefRow> = Vec::with_capacity(n_rows);
+    let mut last_ts_of_key: BTreeMap<String, i64> = BTreeMap::new();
+    while rows.len() < n_rows {
+        cursor += rng.random_range(0..=600) * 1000;
+        if rng.random_bool(0.3) {
+            cursor += rng.random_range(0..1000);
+        }
+        let key = if rng.random_bool(0.5) {
+            format!("k{}", rng.random_range(0..3.min(n_keys)))
+        } else {
+            format!("k{}", rng.random_range(0..n_keys))
+        };
+        let value = rng.random_range(-8..=16) as f64 * 0.25;
+        let recent = |rng: &mut SmallRng, rows: &Vec<RefRow>| -> Option<RefRow> {
+            if rows.is_empty() {
+                None
+            } else {
+                let lo = rows.len().saturating_sub(15);
+                Some(rows[rng.random_range(lo..rows.len())].clone())
+            }
+        };
+        let choice = rng.random_range(0..100);
+        let row = if choice < 50 {
+            RefRow::new(&key, cursor, value)
+        } else if choice < 65 {
+            RefRow::new(&key, cursor - rng.random_range(0..=3000) * 1000, value)
+        } else if choice < 75 {
+            RefRow::new(&key, cursor - rng.random_range(3000..=30_000) * 1000, value)
+        } else if choice < 82 {
+            match recent(&mut rng, &rows) {
+                Some(r) => RefRow::new(&key, r.ts, value),
+                None => RefRow::new(&key, cursor, value),
+            }
+        } else if choice < 86 {
+            recent(&mut rng, &rows).unwrap_or_else(|| RefRow::new(&key, cursor, value))
+        } else if choice < 96 {
+            let (align, offset, length) = EDGE_GRIDS[rng.random_range(0..EDGE_GRIDS.len())];
+            let ts = if rng.random_bool(0.5) {
+                // a window start at or before the cursor
+                align + (cursor - align).div_euclid(offset) * offset
+            } else {
+                // a window end at or before the cursor
+                align + (cursor - align - length).div_euclid(offset) * offset + length
+            };
+            RefRow::new(&key, ts, value)
+        } else {
+            let prev = last_ts_of_key.get(&key).copied().unwrap_or(cursor);
+            RefRow::new(&key, prev + rng.random_range(1..=3) * S, value)
+        };
+        last_ts_of_key.insert(row.key.clone(), row.ts);
+        rows.push(row);
+    }
+    rows
+}
+
+// =============================================================================================
+// Arrow input layouts
+// =============================================================================================
+
+/// How the key is represented in the input batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyKind {
+    /// `key: Utf8`.
+    Utf8,
+    /// `key: Dictionary(Int32, Utf8)`, each batch with its own (reversed) dictionary.
+    Dict,
+    /// `key: Int64` (reference keys must be decimal integers).
+    Int64,
+    /// Two key columns `a: Utf8`, `b: Int64` (reference keys are `"a|b"`).
+    Multi,
+}
+
+/// The shape of the input batches.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    key: KeyKind,
+    /// Unit of the `ts` column.
+    unit: TimeUnit,
+    /// Time zone of the `ts` column.
+    tz: Option<&'static str>,
+    /// Unit of the reference rows' timestamps and of the windower durations.
+    ref_unit: TimeUnit,
+}
+
+impl Layout {
+    fn standard() -> Self {
+        Layout { key: KeyKind::Utf8, unit: TimeUnit::Microsecond, tz: Some("UTC"), ref_unit: TimeUnit::Microsecond }
+    }
+
+    fn key_cols(&self) -> Vec<&'static str> {
+        match self.key {
+            KeyKind::Multi => vec!["a", "b"],
+            _ => vec!["key"],
+        }
+    }
+
+    fn ts_type(&self) -> DataType {
+        DataType::Timestamp(self.unit, self.tz.map(Into::into))
+    }
+
+    fn schema(&self) -> SchemaRef {
+        let mut fields = match self.key {
+            KeyKind::Utf8 => vec![Field::new("key", DataType::Utf8, true)],
+            KeyKind::Dict => {
+                vec![Field::new("key", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true)]
+            }
+            KeyKind::Int64 => vec![Field::new("key", DataType::Int64, true)],
+            KeyKind::Multi => vec![Field::new("a", DataType::Utf8, true), Field::new("b", DataType::Int64, true)],
+        };
+        fields.push(Field::new("ts", self.ts_type(), true));
+        fields.push(Field::new("value", DataType::Float64, true));
+        Arc::new(Schema::new(fields))
+    }
+
+    /// How many input ticks make one reference tick.
+    fn scale(&self) -> i64 {
+        ticks_per_sec(self.unit) / ticks_per_sec(self.ref_unit)
+    }
+}
+
+fn ticks_per_sec(u: TimeUnit) -> i64 {
+    match u {
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    }
+}
+
+/// A duration of `x` reference ticks as a `TimeDelta`.
+fn delta(x: i64, ref_unit: TimeUnit) -> TimeDelta {
+    match ref_unit {
+        TimeUnit::Second => TimeDelta::seconds(x),
+        TimeUnit::Millisecond => TimeDelta::milliseconds(x),
+        TimeUnit::Microsecond => TimeDelta::microseconds(x),
+        TimeUnit::Nanosecond => TimeDelta::nanoseconds(x),
+    }
+}
+
+/// An instant of `x` reference ticks since the epoch.
+fn instant(x: i64, ref_unit: TimeUnit) -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH + delta(x, ref_unit)
+}
+
+fn ts_array(values: Vec<Option<i64>>, unit: TimeUnit, tz: Option<&str>) -> ArrayRef {
+    let tz: Option<Arc<str>> = tz.map(Into::into);
+    match unit {
+        TimeUnit::Second => Arc::new(TimestampSecondArray::from(values).with_timezone_opt(tz)),
+        TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from(values).with_timezone_opt(tz)),
+        TimeUnit::Microsecond => Arc::new(TimestampMicrosecondArray::from(values).with_timezone_opt(tz)),
+        TimeUnit::Nanosecond => Arc::new(TimestampNanosecondArray::from(values).with_timezone_opt(tz)),
+    }
+}
+
+fn split_multi(key: &str) -> (String, i64) {
+    let (a, b) = key.split_once('|').unwrap_or_else(|| panic!("multi-column key {key:?} is not \"a|b\""));
+    (a.to_string(), b.parse().expect("b part of a multi key"))
+}
+
+/// Builds one input batch from reference rows (timestamps scaled to the layout's unit).
+fn make_batch(rows: &[RefRow], layout: &Layout) -> RecordBatch {
+    let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    let mut cols: Vec<ArrayRef> = match layout.key {
+        KeyKind::Utf8 => vec![Arc::new(StringArray::from(keys))],
+        KeyKind::Dict => {
+            // A per-batch dictionary in reverse-sorted order, so indices differ across batches.
+            let mut dict: Vec<&str> = keys.clone();
+            dict.sort_unstable();
+            dict.dedup();
+            dict.reverse();
+            let idx: Vec<i32> =
+                keys.iter().map(|k| dict.iter().position(|d| d == k).expect("in dict") as i32).collect();
+            let arr = DictionaryArray::<Int32Type>::try_new(idx.into(), Arc::new(StringArray::from(dict)))
+                .expect("dictionary");
+            vec![Arc::new(arr)]
+        }
+        KeyKind::Int64 => vec![Arc::new(Int64Array::from(
+            keys.iter().map(|k| k.parse::<i64>().expect("integer key")).collect::<Vec<_>>(),
+        ))],
+        KeyKind::Multi => {
+            let (a, b): (Vec<String>, Vec<i64>) = keys.iter().map(|k| split_multi(k)).unzip();
+            vec![Arc::new(StringArray::from(a)), Arc::new(Int64Array::from(b))]
+        }
+    };
+    let scale = layout.scale();
+    cols.push(ts_array(
+        rows.iter().map(|r| Some(r.ts.checked_mul(scale).expect("ts fits the unit"))).collect(),
+        layout.unit,
+        layout.tz,
+    ));
+    cols.push(Arc::new(Float64Array::from(rows.iter().map(|r| r.value).collect::<Vec<_>>())));
+    RecordBatch::try_new(layout.schema(), cols).expect("input batch")
+}
+
+/// Splits rows into micro-batches of `size` rows (`WHOLE`: one batch), each built separately.
+fn batches_of(rows: &[RefRow], size: usize, layout: &Layout) -> Vec<RecordBatch> {
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    rows.chunks(size.min(rows.len())).map(|c| make_batch(c, layout)).collect()
+}
+
+// =============================================================================================
+// Engine runner
+// =============================================================================================
+
+/// What the engine produced, decoded into the reference's structs (timestamps in reference
+/// ticks).
+struct EngineRun {
+    out: RefOutput,
+    /// All `errors` rows.
+    errors: RecordBatch,
+    /// The raw output (for schema checks).
+    raw: WindowOut,
+}
+
+fn build_windower(w: RefWindower, ref_unit: TimeUnit) -> Windower {
+    match w {
+        RefWindower::Tumbling { length, align } => {
+            TumblingWindower::new(delta(length, ref_unit)).expect("tumbling").align_to(instant(align, ref_unit)).into()
+        }
+        RefWindower::Sliding { length, offset, align } => {
+            SlidingWindower::new(delta(length, ref_unit), delta(offset, ref_unit))
+                .expect("sliding")
+                .align_to(instant(align, ref_unit))
+                .into()
+        }
+        RefWindower::Session { gap } => SessionWindower::new(delta(gap, ref_unit)).expect("session").into(),
+    }
+}
+
+fn build_clock(wait: Option<i64>, ref_unit: TimeUnit) -> EventClock {
+    let clock = EventClock::new("ts");
+    match wait {
+        None => clock.wait_forever(),
+        Some(w) => clock.wait_for_system_duration(delta(w, ref_unit)).expect("wait"),
+    }
+}
+
+/// The operator, constructed as in `tests/parity/adapter.rs` (count, fold_sum, collect of
+/// `value`, reduce_sum, max/min by `value`), in replay mode with a frozen time source.
+fn build_operator(
+    op: RefOp,
+    ordered: bool,
+    schema: &SchemaRef,
+    key_cols: &[&str],
+    clock: EventClock,
+    windower: Windower,
+) -> WindowOpBuilder {
+    let keyed = key_on(schema, key_cols.iter().copied());
+    let frozen = DateTime::from_timestamp(1_717_200_000, 0).expect("frozen time"); // 2024-06-01
+    let b = match op {
+        RefOp::Count => count_window("op", schema, clock, windower, KeySpec::columns(key_cols.iter().copied())),
+        RefOp::FoldSum => {
+            let fns = FoldFns::new(
+                || 0.0f64,
+                |acc: f64, row: &RowView<'_>| acc + row.f64("value").unwrap_or(0.0),
+                Field::new("sum", DataType::Float64, false),
+            )
+            .with_merger(|a, b| a + b);
+            fold_window("op", &keyed, clock, windower, fns).ordered(ordered)
+        }
+        RefOp::Collect => collect_window("op", &keyed, clock, windower).column("value").ordered(ordered),
+        RefOp::ReduceSum => reduce_window("op", &keyed, clock, windower, |acc: Row, v: &Row| {
+            let sum = acc.f64("value").unwrap_or(0.0) + v.f64("value").unwrap_or(0.0);
+            acc.with("value", ScalarValue::Float64(Some(sum)))
+        }),
+        RefOp::Max => max_window("op", &keyed, clock, windower).by("value"),
+        RefOp::Min => min_window("op", &keyed, clock, windower).by("value"),
+        RefOp::Join { .. } => panic!("join_window is not covered by this file"),
+    };
+    b.time_source(TimeSource::Frozen(frozen))
+}
+
+fn builder_for(case: &Case, layout: &Layout) -> WindowOpBuilder {
+    let schema = layout.schema();
+    build_operator(
+        case.op,
+        case.ordered,
+        &schema,
+        &layout.key_cols(),
+        build_clock(case.wait, layout.ref_unit),
+        build_windower(case.windower, layout.ref_unit),
+    )
+    .scope(if case.per_stream { WatermarkScope::PerStream } else { WatermarkScope::PerKey })
+}
+
+/// Builds the operator, pushes `batches` one by one, finishes, and decodes the outputs.
+fn run_engine(case: &Case, layout: &Layout, batches: &[RecordBatch], threads: usize) -> Result<EngineRun, String> {
+    let mut op = builder_for(case, layout).threads(threads).build().map_err(|e| format!("build failed: {e}"))?;
+    let mut raw = op.empty_output();
+    for (i, b) in batches.iter().enumerate() {
+        raw.extend(op.push(b).map_err(|e| format!("push of batch {i} failed: {e}"))?);
+    }
+    raw.extend(op.finish().map_err(|e| format!("finish failed: {e}"))?);
+    let out = decode(case.op, layout, &raw)?;
+    let errors = raw.errors_batch().map_err(|e| e.to_string())?;
+    Ok(EngineRun { out, errors, raw })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output decoding
+// ---------------------------------------------------------------------------------------------
+
+fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, String> {
+    b.column_by_name(name).ok_or_else(|| format!("output column {name:?} missing (schema {:?})", b.schema()))
+}
+
+/// The key of every row, as the reference spells it: the key column cast to Utf8, or `a|b`
+/// for two key columns.
+fn decode_keys(b: &RecordBatch, key_cols: &[&str]) -> Result<Vec<String>, String> {
+    let mut parts: Vec<Vec<String>> = Vec::new();
+    for name in key_cols {
+        let c = cast(column(b, name)?, &DataType::Utf8).map_err(|e| e.to_string())?;
+        let s = c.as_string::<i32>();
+        if s.null_count() > 0 {
+            return Err(format!("null in output key column {name:?}"));
+        }
+        parts.push((0..s.len()).map(|i| s.value(i).to_string()).collect());
+    }
+    Ok((0..b.num_rows()).map(|i| parts.iter().map(|p| p[i].as_str()).collect::<Vec<_>>().join("|")).collect())
+}
+
+/// A timestamp column as reference ticks (must divide exactly).
+fn decode_ts(b: &RecordBatch, name: &str, layout: &Layout) -> Result<Vec<i64>, String> {
+    let c = column(b, name)?;
+    if !matches!(c.data_type(), DataType::Timestamp(..)) {
+        return Err(format!("output column {name:?} has type {}", c.data_type()));
+    }
+    if c.null_count() > 0 {
+        return Err(format!("null in output column {name:?}"));
+    }
+    let ints = cast(c, &DataType::Int64).map_err(|e| e.to_string())?;
+    let ints = ints.as_primitive::<Int64Type>();
+    let scale = layout.scale();
+    (0..ints.len())
+        .map(|i| {
+            let v = ints.value(i);
+            if v % scale != 0 {
+                Err(format!("output {name} = {v} is not a whole number of reference ticks"))
+            } else {
+                Ok(v / scale)
+            }
+        })
+        .collect()
+}
+
+fn decode_i64(b: &RecordBatch, name: &str) -> Result<Vec<i64>, String> {
+    let c = column(b, name)?;
+    let a = c
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| format!("output column {name:?} has type {}", c.data_type()))?;
+    if a.null_count() > 0 {
+        return Err(format!("null in output column {name:?}"));
+    }
+    Ok(a.values().to_vec())
+}
+
+fn decode_f64(b: &RecordBatch, name: &str) -> Result<Vec<f64>, String> {
+    let c = column(b, name)?;
+    let a = c
+        .as_primitive_opt::<Float64Type>()
+        .ok_or_else(|| format!("output column {name:?} has type {}", c.data_type()))?;
+    if a.null_count() > 0 {
+        return Err(format!("null in output column {name:?}"));
+    }
+    Ok(a.values().to_vec())
+}
+
+fn decode(op: RefOp, layout: &Layout, raw: &WindowOut) -> Result<RefOutput, String> {
+    let key_cols = layout.key_cols();
+    let mut out = RefOutput::default();
+    for b in &raw.down {
+        let keys = decode_keys(b, &key_cols)?;
+        let ids = decode_i64(b, "window_id")?;
+        let results: Vec<RefResult> = match op {
+            RefOp::Count => decode_i64(b, "count")?.into_iter().map(RefResult::Count).collect(),
+            RefOp::FoldSum => decode_f64(b, "sum")?.into_iter().map(RefResult::Sum).collect(),
+            RefOp::ReduceSum => decode_f64(b, "value")?.into_iter().map(RefResult::Sum).collect(),
+            RefOp::Collect => {
+                let c = column(b, "value")?;
+                let list =
+                    c.as_list_opt::<i32>().ok_or_else(|| format!("collect column has type {}", c.data_type()))?;
+                (0..list.len())
+                    .map(|i| {
+                        let v = list.value(i);
+                        let v = v.as_primitive_opt::<Float64Type>().ok_or("collect items are not f64")?;
+                        if v.null_count() > 0 {
+                            return Err("null collected item".to_string());
+                        }
+                        Ok(RefResult::Collect(v.values().to_vec()))
+                    })
+                    .collect::<Result<_, String>>()?
+            }
+            RefOp::Max | RefOp::Min => decode_ts(b, "ts", layout)?
+                .into_iter()
+                .zip(decode_f64(b, "value")?)
+                .map(|(ts, value)| RefResult::Row { ts, value })
+                .collect(),
+            RefOp::Join { .. } => return Err("join not decoded here".into()),
+        };
+        for ((key, window_id), result) in keys.into_iter().zip(ids).zip(results) {
+            out.down.push(RefDown { key, window_id, result });
+        }
+    }
+    for b in &raw.late {
+        let keys = decode_keys(b, &key_cols)?;
+        let ids = decode_i64(b, "window_id")?;
+        let ts = decode_ts(b, "ts", layout)?;
+        let vals = decode_f64(b, "value")?;
+        for i in 0..b.num_rows() {
+            out.late.push(RefLate { key: keys[i].clone(), window_id: ids[i], side: None, ts: ts[i], value: vals[i] });
+        }
+    }
+    for b in &raw.meta {
+        let keys = decode_keys(b, &key_cols)?;
+        let ids = decode_i64(b, "window_id")?;
+        let open = decode_ts(b, "open_time", layout)?;
+        let close = decode_ts(b, "close_time", layout)?;
+        let c = column(b, "merged_ids")?;
+        let merged = c.as_list_opt::<i32>().ok_or_else(|| format!("merged_ids has type {}", c.data_type()))?;
+        for i in 0..b.num_rows() {
+            if merged.is_null(i) {
+                return Err("merged_ids is null (spec §10.4: never null)".into());
+            }
+            let m = merged.value(i);
+            let m = m.as_primitive_opt::<Int64Type>().ok_or("merged_ids items are not i64")?;
+            out.meta.push(RefMeta {
+                key: keys[i].clone(),
+                window_id: ids[i],
+                open_time: open[i],
+                close_time: close[i],
+                merged_ids: m.values().to_vec(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+// =============================================================================================
+// Comparator
+// =============================================================================================
+
+/// How `down` and `meta` are compared per key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    /// Exact per-key sequence.
+    Exact,
+    /// Per-key multiset (unordered mode with batches larger than one row, spec §7.2).
+    Multiset,
+}
+
+/// Compares one stream of one key; on mismatch describes the first difference.
+fn compare_seq<T: std::fmt::Debug + PartialEq>(
+    stream: &str,
+    key: &str,
+    reference: &[T],
+    engine: &[T],
+    order: Order,
+) -> Result<(), String> {
+    let (r, e): (Vec<&T>, Vec<&T>) = match order {
+        Order::Exact => (reference.iter().collect(), engine.iter().collect()),
+        Order::Multiset => {
+            let mut r: Vec<&T> = reference.iter().collect();
+            let mut e: Vec<&T> = engine.iter().collect();
+            r.sort_by_cached_key(|x| format!("{x:?}"));
+            e.sort_by_cached_key(|x| format!("{x:?}"));
+            (r, e)
+        }
+    };
+    if r == e {
+        return Ok(());
+    }
+    let i = r.iter().zip(&e).position(|(a, b)| a != b).unwrap_or(r.len().min(e.len()));
+    let mut msg = format!(
+        "key {key:?}: `{stream}` differs ({}) at index {i}: reference has {} rows, engine {}\n  \
+         reference[{i}] = {:?}\n  engine[{i}]    = {:?}\n",
+        if order == Order::Exact { "exact per-key sequence" } else { "per-key multiset, canonically sorted" },
+        r.len(),
+        e.len(),
+        r.get(i),
+        e.get(i),
+    );
+    let lo = i.saturating_sub(3);
+    let _ = writeln!(msg, "  reference[{lo}..]: {:?}", &r[lo.min(r.len())..(i + 4).min(r.len())]);
+    let _ = writeln!(msg, "  engine[{lo}..]:    {:?}", &e[lo.min(e.len())..(i + 4).min(e.len())]);
+    Err(msg)
+}
+
+/// Per-key comparison of the reference's and the engine's outputs.
+fn compare(reference: &RefOutput, engine: &RefOutput, order: Order) -> Result<(), String> {
+    let rk = reference.by_key();
+    let ek = engine.by_key();
+    let empty = RefOutput::default();
+    let mut keys: Vec<&String> = rk.keys().chain(ek.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let r = rk.get(k).unwrap_or(&empty);
+        let e = ek.get(k).unwrap_or(&empty);
+        compare_seq("late", k, &r.late, &e.late, Order::Exact)?;
+        compare_seq("down", k, &r.down, &e.down, order)?;
+        compare_seq("meta", k, &r.meta, &e.meta, order)?;
+    }
+    Ok(())
+}
+
+/// Row conservation for count over tumbling windows: Σ counts + late rows = input rows.
+fn check_conservation(case: &Case, out: &RefOutput, n_rows: usize) -> Result<(), String> {
+    if !matches!((case.op, case.windower), (RefOp::Count, RefWindower::Tumbling { .. })) {
+        return Ok(());
+    }
+    let counted: i64 = out
+        .down
+        .iter()
+        .map(|d| match d.result {
+            RefResult::Count(n) => n,
+            _ => 0,
+        })
+        .sum();
+    let late = out.late.len() as i64;
+    if counted + late != n_rows as i64 {
+        return Err(format!("row conservation: Σ counts {counted} + late {late} != {n_rows} input rows"));
+    }
+    Ok(())
+}
+
+/// Runs one case over every batching and returns the failures (one message each).
+fn check_case(case: &Case, rows: &[RefRow], layout: &Layout, batchings: &[(usize, usize)]) -> Vec<String> {
+    let reference = run_reference(&case.ref_config(), &[rows.to_vec()]);
+    let mut failures = Vec::new();
+    for &(batch, threads) in batchings {
+        let ctx = case.describe(batch, threads);
+        let batches = batches_of(rows, batch, layout);
+        let run = match run_engine(case, layout, &batches, threads) {
+            Ok(run) => run,
+            Err(e) => {
+                failures.push(format!("[{ctx}] engine error: {e}"));
+                continue;
+            }
+        };
+        if run.errors.num_rows() > 0 {
+            failures.push(format!(
+                "[{ctx}] {} rows on `errors`; first reason: {:?}",
+                run.errors.num_rows(),
+                run.errors.column_by_name("reason").map(|c| c.as_string::<i32>().value(0).to_string())
+            ));
+        }
+        // The reference treats every row as its own micro-batch: with batch size 1 every
+        // per-key sequence must match; in ordered mode it is batch-independent (spec §11.2).
+        let ordered = case.ordered && !always_unordered(case.op);
+        let order = if batch == 1 || ordered { Order::Exact } else { Order::Multiset };
+        if let Err(e) = compare(&reference, &run.out, order) {
+            failures.push(format!("[{ctx}] {e}"));
+        }
+        if let Err(e) = check_conservation(case, &run.out, rows.len()) {
+            failures.push(format!("[{ctx}] {e}"));
+        }
+    }
+    if let Err(e) = check_conservation(case, &reference, rows.len()) {
+        failures.push(format!("[{} (reference)] {e}", case.describe(0, 0)));
+    }
+    failures
+}
+
+/// Runs every (seed, windower, wait, scope, ordered) case for `op` over [`BATCHINGS`] and fails
+/// listing the failing configurations.
+fn sweep(op: RefOp, seeds: &[u64], windowers: &[RefWindower], waits: &[Option<i64>]) {
+    let started = Instant::now();
+    let mut failures: Vec<String> = Vec::new();
+    let mut n_cases = 0;
+    for &seed in seeds {
+        let size = StreamSize::Normal;
+        let rows = generate_sized(seed, size);
+        for &windower in windowers {
+            for &wait in waits {
+                for per_stream in [false, true] {
+                    for (op, ordered) in op_variants(op) {
+                        let case = Case { seed, size, op, windower, wait, per_stream, ordered };
+                        n_cases += 1;
+                        failures.extend(check_case(&case, &rows, &Layout::standard(), BATCHINGS));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "differential {}: {n_cases} cases × {} batchings in {:.1?}",
+        op_name(op),
+        BATCHINGS.len(),
+        started.elapsed()
+    );
+    report(&failures, op_name(op));
+}
+
+/// Panics listing the first failures, if any.
+fn report(failures: &[String], what: &str) {
+    if !failures.is_empty() {
+        let shown: Vec<&String> = failures.iter().take(8).collect();
+        panic!(
+            "{} differential failures for {what} (first {} shown):\n\n{}",
+            failures.len(),
+            shown.len(),
+            shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
+// =============================================================================================
+// The differential sweep (one test per operator so they run in parallel)
+// =============================================================================================
+
+#[test]
+fn differential_count() {
+    sweep(RefOp::Count, SEEDS, &windowers(), &waits());
+}
+
+#[test]
+fn differential_collect() {
+    sweep(RefOp::Collect, SEEDS, &windowers(), &waits());
+}
+
+#[test]
+fn differential_fold_sum() {
+    sweep(RefOp::FoldSum, SEEDS, &windowers(), &waits());
+}
+
+#[test]
+fn differential_reduce_sum() {
+    sweep(RefOp::ReduceSum, SEEDS, &windowers(), &waits());
+}
+
+#[test]
+fn differential_max() {
+    sweep(RefOp::Max, SEEDS, &windowers(), &waits());
+}
+
+#[test]
+fn differential_min() {
+    sweep(RefOp::Min, SEEDS, &windowers(), &waits());
+}
+
+/// A stream longer than 1000 rows, so that batch size 1000 really splits it: every op, three
+/// windowers, waits {0, 1.5 s}, both scopes, batches of 1000 (1 and 4 threads) and whole (2).
+#[test]
+fn differential_long_stream() {
+    let started = Instant::now();
+    let (seed, size) = (11, StreamSize::Long);
+    let rows = generate_sized(seed, size);
+    assert!(rows.len() > 1000);
+    let batchings: &[(usize, usize)] = &[(1000, 1), (1000, 4), (WHOLE, 2)];
+    let mut failures = Vec::new();
+    let mut n_cases = 0;
+    for windower in [windowers()[0], windowers()[2], windowers()[5]] {
+        for wait in [Some(0), Some(1_500_000)] {
+            for per_stream in [false, true] {
+                for (op, ordered) in all_ops() {
+                    let case = Case { seed, size, op, windower, wait, per_stream, ordered };
+                    n_cases += 1;
+                    failures.extend(check_case(&case, &rows, &Layout::standard(), batchings));
+                }
+            }
+        }
+    }
+    eprintln!(
+        "differential long stream ({} rows): {n_cases} cases × {} batchings in {:.1?}",
+        rows.len(),
+        batchings.len(),
+        started.elapsed()
+    );
+    report(&failures, "the long stream");
+}
+
+/// More seeds, on demand: `WINDROW_DIFF_SEEDS=200 cargo test --test differential -- --ignored`
+/// runs seeds 100..300 (default 20 seeds) through the sweep for every op, with more windowers
+/// and waits ([`extended_windowers`], [`extended_waits`]).
+#[test]
+#[ignore = "slow; run explicitly with --ignored (WINDROW_DIFF_SEEDS = number of seeds)"]
+fn differential_extended_seeds() {
+    let n: u64 = std::env::var("WINDROW_DIFF_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let seeds: Vec<u64> = (100..100 + n).collect();
+    for op in [RefOp::Count, RefOp::Collect, RefOp::FoldSum, RefOp::ReduceSum, RefOp::Max, RefOp::Min] {
+        sweep(op, &seeds, &extended_windowers(), &extended_waits());
+    }
+}
+
+/// The generator really produces what the sweep is meant to exercise.
+#[test]
+fn generator_covers_edge_cases() {
+    for &seed in SEEDS {
+        let rows = generate(seed);
+        let keys: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert!(keys.len() >= 3, "seed {seed}: {} keys", keys.len());
+        let out_of_order = rows.windows(2).filter(|w| w[1].ts < w[0].ts).count();
+        assert!(out_of_order > 10, "seed {seed}: {out_of_order} out-of-order rows");
+        let mut ts: Vec<i64> = rows.iter().map(|r| r.ts).collect();
+        ts.sort_unstable();
+        let dups = ts.windows(2).filter(|w| w[0] == w[1]).count();
+        assert!(dups > 3, "seed {seed}: {dups} duplicate timestamps");
+        let on_edge = rows.iter().filter(|r| (r.ts - 3_250_000).rem_euclid(10 * S) == 0).count();
+        assert!(on_edge > 0, "seed {seed}: no timestamp on a tumbling edge");
+        if seed.is_multiple_of(2) {
+            assert!(rows.iter().any(|r| r.ts < 0), "seed {seed}: no pre-epoch ts");
+        }
+        // Late rows exist for wait = 3 s (per key).
+        let late = run_reference(
+            &RefConfig {
+                windower: windowers()[0],
+                op: RefOp::Count,
+                wait: Some(3 * S),
+                ordered: false,
+                per_stream: false,
+            },
+            std::slice::from_ref(&rows),
+        )
+        .late
+        .len();
+        assert!(late > 0, "seed {seed}: nothing late with wait 3 s");
+    }
+    // Unordered sessions merge somewhere.
+    let merges: usize = SEEDS
+        .iter()
+        .map(|&seed| {
+            run_reference(
+                &RefConfig {
+                    windower: RefWindower::Session { gap: 3 * S },
+                    op: RefOp::Count,
+                    wait: None,
+                    ordered: false,
+                    per_stream: false,
+                },
+                &[generate(seed)],
+            )
+            .meta
+            .iter()
+            .filter(|m| !m.merged_ids.is_empty())
+            .count()
+        })
+        .sum();
+    assert!(merges > 0, "no session merges in any seed");
+}
+
+// =============================================================================================
+// Spec examples through the engine, for several batchings (spec §16 item 2, §7.2, §12)
+// =============================================================================================
+
+/// The value of a letter (`a = 1`, `b = 2`, …), as in `tests/reference_selftest.rs`.
+fn letter(c: char) -> f64 {
+    (c as u8 - b'a' + 1) as f64
+}
+
+/// Rows `(key, letter, seconds)` in arrival order; the value is the letter's number.
+fn letter_rows(items: &[(&str, char, i64)]) -> Vec<RefRow> {
+    items.iter().map(|&(k, c, t)| RefRow::new(k, t * S, letter(c))).collect()
+}
+
+fn collected(key: &str, id: i64, letters: &str) -> RefDown {
+    RefDown { key: key.into(), window_id: id, result: RefResult::Collect(letters.chars().map(letter).collect()) }
+}
+
+fn meta_row(key: &str, id: i64, open_s: i64, close_s: i64, merged: &[i64]) -> RefMeta {
+    RefMeta {
+        key: key.into(),
+        window_id: id,
+        open_time: open_s * S,
+        close_time: close_s * S,
+        merged_ids: merged.to_vec(),
+    }
+}
+
+/// Runs a collect example through the engine for several batchings and checks the exact
+/// per-key sequences against the spec's expected output (and the reference).
+fn check_example(name: &str, case: Case, rows: &[RefRow], expected: &RefOutput, batchings: &[(usize, usize)]) {
+    let reference = run_reference(&case.ref_config(), &[rows.to_vec()]);
+    compare(expected, &reference, Order::Exact).unwrap_or_else(|e| panic!("{name}: reference vs spec: {e}"));
+    let layout = Layout::standard();
+    for &(batch, threads) in batchings {
+        let ctx = format!("{name}: {}", case.describe(batch, threads));
+        let run = run_engine(&case, &layout, &batches_of(rows, batch, &layout), threads)
+            .unwrap_or_else(|e| panic!("[{ctx}] {e}"));
+        compare(expected, &run.out, Order::Exact).unwrap_or_else(|e| panic!("[{ctx}] engine vs spec: {e}"));
+    }
+}
+
+const ALL_BATCHINGS: &[(usize, usize)] = &[(1, 1), (2, 1), (3, 2), (WHOLE, 1), (WHOLE, 4)];
+
+/// Unordered session merges with an order-sensitive aggregate give the spec's result for every
+/// batching (§3.3 `p, q, a, b`; §5.2.3 merge target and non-transitive `merged_ids`).
+#[test]
+fn spec_session_merge_examples_any_batching() {
+    let session = |ordered| Case {
+        seed: 0,
+        size: StreamSize::Normal,
+        op: RefOp::Collect,
+        windower: RefWindower::Session { gap: 10 * S },
+        wait: None,
+        per_stream: false,
+        ordered,
+    };
+    // §3.3: (0,[p,a,q,b]) always; meta 0:[10s,30s], merged_ids=[1].
+    check_example(
+        "§3.3 p,q,a,b",
+        session(false),
+        &letter_rows(&[("k", 'p', 10), ("k", 'q', 30), ("k", 'a', 20), ("k", 'b', 25)]),
+        &RefOutput { down: vec![collected("k", 0, "paqb")], late: vec![], meta: vec![meta_row("k", 0, 10, 30, &[1])] },
+        ALL_BATCHINGS,
+    );
+    // §5.2.3: the merge target is the earliest-opening session: (1,[y,x,z]), merged_ids=[0].
+    check_example(
+        "§5.2.3 x,y,z",
+        session(false),
+        &letter_rows(&[("k", 'x', 100), ("k", 'y', 85), ("k", 'z', 92)]),
+        &RefOutput { down: vec![collected("k", 1, "yxz")], late: vec![], meta: vec![meta_row("k", 1, 85, 100, &[0])] },
+        ALL_BATCHINGS,
+    );
+    // §5.2.5: ordered mode never merges: one session 0 [85,100], content [y,z,x].
+    check_example(
+        "§5.2.5 x,y,z ordered",
+        session(true),
+        &letter_rows(&[("k", 'x', 100), ("k", 'y', 85), ("k", 'z', 92)]),
+        &RefOutput { down: vec![collected("k", 0, "yzx")], late: vec![], meta: vec![meta_row("k", 0, 85, 100, &[])] },
+        ALL_BATCHINGS,
+    );
+    // §5.2.3 chain: (0,[a,z,b,x,c,y]), merged_ids=[1] (not transitive).
+    check_example(
+        "§5.2.3 chain",
+        session(false),
+        &letter_rows(&[("k", 'a', 0), ("k", 'b', 30), ("k", 'c', 50), ("k", 'x', 40), ("k", 'y', 20), ("k", 'z', 10)]),
+        &RefOutput { down: vec![collected("k", 0, "azbxcy")], late: vec![], meta: vec![meta_row("k", 0, 0, 50, &[1])] },
+        ALL_BATCHINGS,
+    );
+    // §5.2.5: (0,[a]) and (2,[c,b,d]) with merged_ids=[1].
+    check_example(
+        "§5.2.5 a,b,c,d",
+        session(false),
+        &letter_rows(&[("k", 'a', 0), ("k", 'b', 30), ("k", 'c', 15), ("k", 'd', 22)]),
+        &RefOutput {
+            down: vec![collected("k", 0, "a"), collected("k", 2, "cbd")],
+            late: vec![],
+            meta: vec![meta_row("k", 0, 0, 0, &[]), meta_row("k", 2, 15, 30, &[1])],
+        },
+        ALL_BATCHINGS,
+    );
+}
+
+/// §7.2 close order: creation order within one settle step; in unordered mode the per-key
+/// order depends on micro-batch boundaries exactly as the spec says.
+#[test]
+fn spec_close_order_examples() {
+    let tumbling = |ordered| Case {
+        seed: 0,
+        size: StreamSize::Normal,
+        op: RefOp::Collect,
+        windower: RefWindower::Tumbling { length: 10 * S, align: 0 },
+        wait: Some(20 * S),
+        per_stream: false,
+        ordered,
+    };
+    let metas = |ids: &[i64]| ids.iter().map(|&i| meta_row("k", i, 10 * i, 10 * i + 10, &[])).collect::<Vec<_>>();
+    let pqr = letter_rows(&[("k", 'p', 18), ("k", 'q', 5), ("k", 'r', 40)]);
+    // Unordered: (1,[p]) then (0,[q]) in every batching (both close in r's step), then (4,[r]).
+    check_example(
+        "§7.2 p,q,r unordered",
+        tumbling(false),
+        &pqr,
+        &RefOutput {
+            down: vec![collected("k", 1, "p"), collected("k", 0, "q"), collected("k", 4, "r")],
+            late: vec![],
+            meta: metas(&[1, 0, 4]),
+        },
+        ALL_BATCHINGS,
+    );
+    // Ordered: windows open in ascending id order: (0,[q]), (1,[p]), (4,[r]).
+    check_example(
+        "§7.2 p,q,r ordered",
+        tumbling(true),
+        &pqr,
+        &RefOutput {
+            down: vec![collected("k", 0, "q"), collected("k", 1, "p"), collected("k", 4, "r")],
+            late: vec![],
+            meta: metas(&[0, 1, 4]),
+        },
+        ALL_BATCHINGS,
+    );
+    // p@18, q@5, r@32, s@45 unordered: one row per batch → 0, 1, 3, 4; one batch → 1, 0, 3, 4.
+    let pqrs = letter_rows(&[("k", 'p', 18), ("k", 'q', 5), ("k", 'r', 32), ("k", 's', 45)]);
+    let down = |ids: &[i64]| ids.iter().map(|&i| collected("k", i, ["q", "p", "", "r", "s"][i as usize])).collect();
+    check_example(
+        "§7.2 p,q,r,s one row per batch",
+        tumbling(false),
+        &pqrs,
+        &RefOutput { down: down(&[0, 1, 3, 4]), late: vec![], meta: metas(&[0, 1, 3, 4]) },
+        &[(1, 1), (1, 4)],
+    );
+    check_example_engine_only(
+        "§7.2 p,q,r,s one batch",
+        tumbling(false),
+        &pqrs,
+        &RefOutput { down: down(&[1, 0, 3, 4]), late: vec![], meta: metas(&[1, 0, 3, 4]) },
+        &[(WHOLE, 1), (WHOLE, 4)],
+    );
+}
+
+/// Like [`check_example`] for outputs the one-row-per-batch reference cannot produce.
+fn check_example_engine_only(
+    name: &str,
+    case: Case,
+    rows: &[RefRow],
+    expected: &RefOutput,
+    batchings: &[(usize, usize)],
+) {
+    let layout = Layout::standard();
+    for &(batch, threads) in batchings {
+        let ctx = format!("{name}: {}", case.describe(batch, threads));
+        let run = run_engine(&case, &layout, &batches_of(rows, batch, &layout), threads)
+            .unwrap_or_else(|e| panic!("[{ctx}] {e}"));
+        compare(expected, &run.out, Order::Exact).unwrap_or_else(|e| panic!("[{ctx}] engine vs spec: {e}"));
+    }
+}
+
+/// §12 per-stream example and §7.5 per-key example through the engine for several batchings.
+#[test]
+fn spec_watermark_scope_examples() {
+    let rows = letter_rows(&[("x", 'a', 1), ("y", 'b', 30), ("x", 'c', 2), ("y", 'd', 3), ("x", 'e', 15)]);
+    let case = |per_stream| Case {
+        seed: 0,
+        size: StreamSize::Normal,
+        op: RefOp::Collect,
+        windower: RefWindower::Tumbling { length: 10 * S, align: 0 },
+        wait: Some(0),
+        per_stream,
+        ordered: true,
+    };
+    let late = |key: &str, id: i64, c: char, t: i64| RefLate {
+        key: key.into(),
+        window_id: id,
+        side: None,
+        ts: t * S,
+        value: letter(c),
+    };
+    // Per stream: down (x,0,[x1]), (y,3,[y30]); late (x,0,x2), (y,0,y3), (x,1,x15).
+    check_example(
+        "§12 per stream",
+        case(true),
+        &rows,
+        &RefOutput {
+            down: vec![collected("x", 0, "a"), collected("y", 3, "b")],
+            late: vec![late("x", 0, 'c', 2), late("y", 0, 'd', 3), late("x", 1, 'e', 15)],
+            meta: vec![meta_row("x", 0, 0, 10, &[]), meta_row("y", 3, 30, 40, &[])],
+        },
+        ALL_BATCHINGS,
+    );
+    // Per key: (x,0,[x1,x2]), (x,1,[x15]), (y,3,[y30]); only y@3 late.
+    check_example(
+        "§7.5 per key",
+        case(false),
+        &rows,
+        &RefOutput {
+            down: vec![collected("x", 0, "ac"), collected("x", 1, "e"), collected("y", 3, "b")],
+            late: vec![late("y", 0, 'd', 3)],
+            meta: vec![meta_row("x", 0, 0, 10, &[]), meta_row("x", 1, 10, 20, &[]), meta_row("y", 3, 30, 40, &[])],
+        },
+        ALL_BATCHINGS,
+    );
+}
+
+// =============================================================================================
+// Focused input-shape tests
+// =============================================================================================
+
+fn all_ops() -> Vec<(RefOp, bool)> {
+    [RefOp::Count, RefOp::Collect, RefOp::FoldSum, RefOp::ReduceSum, RefOp::Max, RefOp::Min]
+        .into_iter()
+        .flat_map(op_variants)
+        .collect()
+}
+
+fn simple_case(op: RefOp, ordered: bool, windower: RefWindower, wait: Option<i64>) -> Case {
+    Case { seed: 0, size: StreamSize::Normal, op, windower, wait, per_stream: false, ordered }
+}
+
+fn field_names(s: &SchemaRef) -> Vec<String> {
+    s.fields().iter().map(|f| f.name().clone()).collect()
+}
+
+/// Checks the four output schemas of an operator over `layout`'s `key`/`ts`/`value` input.
+fn assert_full_schemas(op: RefOp, out: &WindowOut, layout: &Layout, ctx: &str) {
+    let [down, late, meta, errors] = out.schemas();
+    let utc = DataType::Timestamp(layout.unit, Some("UTC".into()));
+    let result: Vec<&str> = match op {
+        RefOp::Count => vec!["count"],
+        RefOp::Collect => vec!["value"],
+        RefOp::FoldSum => vec!["sum"],
+        RefOp::ReduceSum | RefOp::Max | RefOp::Min => vec!["ts", "value"],
+        RefOp::Join { .. } => unreachable!(),
+    };
+    let mut want_down = vec!["key", "window_id", "window_start", "window_end"];
+    want_down.extend(result);
+    assert_eq!(field_names(&down), want_down, "{ctx}: down schema");
+    assert_eq!(field_names(&late), ["key", "window_id", "ts", "value"], "{ctx}: late schema");
+    assert_eq!(field_names(&meta), ["key", "window_id", "open_time", "close_time", "merged_ids"], "{ctx}: meta schema");
+    assert_eq!(field_names(&errors), ["key", "ts", "value", "reason"], "{ctx}: errors schema");
+    for (s, cols) in [(&down, ["window_start", "window_end"]), (&meta, ["open_time", "close_time"])] {
+        for c in cols {
+            assert_eq!(s.field_with_name(c).expect("field").data_type(), &utc, "{ctx}: {c} type");
+        }
+    }
+    // The concatenated batches carry the full schemas too, even when empty.
+    assert_eq!(out.down_batch().expect("down").schema(), down, "{ctx}");
+    assert_eq!(out.late_batch().expect("late").schema(), late, "{ctx}");
+    assert_eq!(out.meta_batch().expect("meta").schema(), meta, "{ctx}");
+    assert_eq!(out.errors_batch().expect("errors").schema(), errors, "{ctx}");
+}
+
+/// Empty input (no batches) and empty (0-row) batches give no rows and full schemas; empty
+/// batches interleaved with a real stream change nothing.
+#[test]
+fn empty_input_and_empty_batches() {
+    let layout = Layout::standard();
+    let schema = layout.schema();
+    let tumbling = windowers()[0];
+    for (op, ordered) in all_ops() {
+        let case = simple_case(op, ordered, tumbling, Some(0));
+        let ctx = case.describe(0, 1);
+        // No batches at all.
+        let mut oper = builder_for(&case, &layout).build().expect("build");
+        let out = oper.run(std::iter::empty()).expect("run");
+        assert_eq!(out.row_counts(), [0, 0, 0, 0], "{ctx}: no input");
+        assert_full_schemas(op, &out, &layout, &ctx);
+        // Only empty batches.
+        let empty = RecordBatch::new_empty(schema.clone());
+        let mut oper = builder_for(&case, &layout).build().expect("build");
+        let out = oper.run([&empty, &empty, &empty]).expect("run");
+        assert_eq!(out.row_counts(), [0, 0, 0, 0], "{ctx}: empty batches");
+        assert_full_schemas(op, &out, &layout, &ctx);
+        // Empty batches interleaved with a real stream (including a 0-row slice).
+        let rows = generate(2);
+        let mut batches = Vec::new();
+        for (i, chunk) in rows.chunks(11).enumerate() {
+            batches.push(empty.clone());
+            let b = make_batch(chunk, &layout);
+            if i % 2 == 0 {
+                batches.push(b.slice(3.min(b.num_rows()), 0));
+            }
+            batches.push(b);
+        }
+        batches.push(empty.clone());
+        let run = run_engine(&case, &layout, &batches, 2).expect("engine");
+        assert_eq!(run.errors.num_rows(), 0, "{ctx}");
+        let reference = run_reference(&case.ref_config(), std::slice::from_ref(&rows));
+        let order = if ordered { Order::Exact } else { Order::Multiset };
+        if let Err(e) = compare(&reference, &run.out, order) {
+            panic!("[{ctx} with empty batches interleaved] {e}");
+        }
+        assert_full_schemas(op, &run.raw, &layout, &ctx);
+    }
+}
+
+/// Sliced input batches (non-zero offsets into bigger arrays, including slices that skip rows
+/// with null keys/timestamps) give the reference's results.
+#[test]
+fn sliced_input_batches() {
+    let layout = Layout::standard();
+    let rows = generate(3);
+    // One big batch: a junk row (null key and null ts) between every chunk of 5 real rows.
+    let mut keys: Vec<Option<String>> = Vec::new();
+    let mut ts: Vec<Option<i64>> = Vec::new();
+    let mut vals: Vec<Option<f64>> = Vec::new();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for chunk in rows.chunks(5) {
+        keys.push(None);
+        ts.push(None);
+        vals.push(None);
+        spans.push((keys.len(), chunk.len()));
+        for r in chunk {
+            keys.push(Some(r.key.clone()));
+            ts.push(Some(r.ts));
+            vals.push(Some(r.value));
+        }
+    }
+    keys.push(None);
+    ts.push(None);
+    vals.push(None);
+    let big = RecordBatch::try_new(
+        layout.schema(),
+        vec![
+            Arc::new(StringArray::from(keys)),
+            ts_array(ts, layout.unit, layout.tz),
+            Arc::new(Float64Array::from(vals)),
+        ],
+    )
+    .expect("big batch");
+    let sliced: Vec<RecordBatch> = spans.iter().map(|&(o, n)| big.slice(o, n)).collect();
+    // Every slice is a view at a non-zero offset into the big batch's buffers.
+    let big_values = big.column(2).as_primitive::<Float64Type>().values().as_ptr();
+    for (b, &(o, _)) in sliced.iter().zip(&spans) {
+        assert!(o > 0);
+        let values = b.column(2).as_primitive::<Float64Type>().values().as_ptr();
+        assert_eq!(values, big_values.wrapping_add(o), "slice at {o} is not a view");
+        let nulls = b.column(0).nulls().map(|n| n.offset());
+        assert!(nulls.is_none_or(|n| n == o), "key nulls of the slice at {o}: offset {nulls:?}");
+    }
+    for windower in [windowers()[0], windowers()[2], windowers()[5]] {
+        for (op, ordered) in all_ops() {
+            for wait in [Some(0), Some(3 * S)] {
+                let case = simple_case(op, ordered, windower, wait);
+                let ctx = format!("{} (sliced batches of 5)", case.describe(5, 2));
+                let run = run_engine(&case, &layout, &sliced, 2).expect("engine");
+                assert_eq!(run.errors.num_rows(), 0, "{ctx}: errors");
+                let reference = run_reference(&case.ref_config(), std::slice::from_ref(&rows));
+                let order = if ordered && !always_unordered(op) { Order::Exact } else { Order::Multiset };
+                if let Err(e) = compare(&reference, &run.out, order) {
+                    panic!("[{ctx}] {e}");
+                }
+                // One-row slices: exact per-key sequences.
+                let singles: Vec<RecordBatch> =
+                    sliced.iter().flat_map(|b| (0..b.num_rows()).map(move |i| b.slice(i, 1))).collect();
+                let run = run_engine(&case, &layout, &singles, 1).expect("engine");
+                if let Err(e) = compare(&reference, &run.out, Order::Exact) {
+                    panic!("[{} (one-row slices)] {e}", case.describe(1, 1));
+                }
+            }
+        }
+    }
+}
+
+/// Relabels the generator's `kN` keys.
+fn relabel(rows: &[RefRow], f: impl Fn(i64) -> String) -> Vec<RefRow> {
+    rows.iter()
+        .map(|r| {
+            let n: i64 = r.key[1..].parse().expect("kN key");
+            RefRow { key: f(n), ..r.clone() }
+        })
+        .collect()
+}
+
+/// Runs `rows` through every op and a few windowers with the given layout and compares with
+/// the reference (exact per-key order for batch size 1 and ordered mode; multisets otherwise).
+fn check_layout(rows: &[RefRow], layout: &Layout, label: &str, depth: Depth) {
+    let ws: Vec<RefWindower> = match layout.ref_unit {
+        TimeUnit::Microsecond => vec![windowers()[0], windowers()[2], windowers()[4]],
+        // Second-based references (unit tests): the same shapes in seconds.
+        _ => vec![
+            RefWindower::Tumbling { length: 10, align: 3 },
+            RefWindower::Sliding { length: 10, offset: 3, align: -2 },
+            RefWindower::Session { gap: 3 },
+        ],
+    };
+    let wait_small = if layout.ref_unit == TimeUnit::Second { 3 } else { 3 * S };
+    type Plan = (Vec<Option<i64>>, Vec<bool>, Vec<(usize, usize)>);
+    let (waits, scopes, batchings): Plan = match depth {
+        Depth::Full => (vec![Some(0), Some(wait_small), None], vec![false, true], vec![(1, 1), (WHOLE, 4)]),
+        Depth::Light => (vec![Some(0), Some(wait_small)], vec![false], vec![(7, 2)]),
+    };
+    for &windower in &ws {
+        for (op, ordered) in all_ops() {
+            for &wait in &waits {
+                for &per_stream in &scopes {
+                    let case = Case { seed: 0, size: StreamSize::Normal, op, windower, wait, per_stream, ordered };
+                    let reference = run_reference(&case.ref_config(), &[rows.to_vec()]);
+                    for &(batch, threads) in &batchings {
+                        let ctx = format!("{label}: {}", case.describe(batch, threads));
+                        let batches = batches_of(rows, batch, layout);
+                        let run =
+                            run_engine(&case, layout, &batches, threads).unwrap_or_else(|e| panic!("[{ctx}] {e}"));
+                        assert_eq!(run.errors.num_rows(), 0, "[{ctx}] errors");
+                        let order = if batch == 1 || (ordered && !always_unordered(op)) {
+                            Order::Exact
+                        } else {
+                            Order::Multiset
+                        };
+                        if let Err(e) = compare(&reference, &run.out, order) {
+                            panic!("[{ctx}] {e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How many configurations [`check_layout`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Depth {
+    /// All ops × 3 windowers × waits {0, small, ∞} × both scopes × batchings {one row per batch
+    /// on 1 thread (each with its own dictionary, for dictionary keys), whole input on 4 threads}.
+    Full,
+    /// All ops × 3 windowers × waits {0, small} × per key × batches of 7 on 2 threads.
+    Light,
+}
+
+/// `Dictionary(Int32, Utf8)` keys (a different dictionary per batch) give the same windows as
+/// Utf8 keys; dictionary keys come out as their values.
+#[test]
+fn dictionary_keys() {
+    let rows = generate(4);
+    let layout = Layout { key: KeyKind::Dict, ..Layout::standard() };
+    check_layout(&rows, &layout, "Dictionary(Int32, Utf8) key", Depth::Full);
+}
+
+/// `Int64` keys (negative and large values) give the same windows as Utf8 keys; the key
+/// column keeps its type on the outputs.
+#[test]
+fn integer_keys() {
+    let rows = relabel(&generate(5), |n| (n * 1_000_003 - 5_000_000).to_string());
+    let layout = Layout { key: KeyKind::Int64, ..Layout::standard() };
+    check_layout(&rows, &layout, "Int64 key", Depth::Full);
+    // Output key type.
+    let case = simple_case(RefOp::Count, false, windowers()[0], Some(0));
+    let run = run_engine(&case, &layout, &batches_of(&rows, WHOLE, &layout), 1).expect("run");
+    for s in [&run.raw.schemas()[0], &run.raw.schemas()[1], &run.raw.schemas()[2]] {
+        assert_eq!(s.field_with_name("key").expect("key").data_type(), &DataType::Int64);
+    }
+}
+
+/// A two-column key (`KeySpec::columns(["a", "b"])`, Utf8 + Int64): rows share a key iff both
+/// columns are equal, including pairs that agree in one column only.
+#[test]
+fn multi_column_keys() {
+    // a = x{n % 3}, b = n / 3: many pairs share `a` or `b` but not both.
+    let rows = relabel(&generate(6), |n| format!("x{}|{}", n % 3, n / 3));
+    let layout = Layout { key: KeyKind::Multi, ..Layout::standard() };
+    check_layout(&rows, &layout, "multi-column key (a, b)", Depth::Full);
+}
+
+/// The same instants in s, ms, µs and ns, with and without time zone, give the same windows
+/// (spec §16 item 12); window bounds are `Timestamp(unit, "UTC")` in the input's unit; `late`
+/// and max/min keep the input's `ts` type.
+#[test]
+fn timestamp_units_and_time_zones() {
+    // Whole seconds (representable in every unit), pre-epoch and around A.
+    let micro = generate(8); // even seed: starts 40 s before the epoch
+    let rows: Vec<RefRow> = micro.iter().map(|r| RefRow { ts: r.ts.div_euclid(S), ..r.clone() }).collect();
+    for unit in [TimeUnit::Second, TimeUnit::Millisecond, TimeUnit::Microsecond, TimeUnit::Nanosecond] {
+        for tz in [Some("UTC"), Some("+05:30"), Some("America/New_York"), None] {
+            let layout = Layout { key: KeyKind::Utf8, unit, tz, ref_unit: TimeUnit::Second };
+            let label = format!("ts unit {unit:?}, tz {tz:?}");
+            check_layout(&rows, &layout, &label, Depth::Light);
+            // Output types.
+            for (op, ordered) in all_ops() {
+                let case = simple_case(op, ordered, RefWindower::Tumbling { length: 10, align: 3 }, Some(0));
+                let run = run_engine(&case, &layout, &batches_of(&rows, 9, &layout), 1).expect("run");
+                assert_full_schemas(op, &run.raw, &layout, &label);
+                let [down, late, _, errors] = run.raw.schemas();
+                assert_eq!(
+                    late.field_with_name("ts").expect("ts").data_type(),
+                    &layout.ts_type(),
+                    "{label}: late keeps the input ts type (spec §10.3)"
+                );
+                assert_eq!(
+                    errors.field_with_name("ts").expect("ts").data_type(),
+                    &layout.ts_type(),
+                    "{label}: errors keeps the input ts type (spec §10.5)"
+                );
+                if matches!(op, RefOp::Max | RefOp::Min | RefOp::ReduceSum) {
+                    assert_eq!(
+                        down.field_with_name("ts").expect("ts").data_type(),
+                        &layout.ts_type(),
+                        "{label} {}: result columns keep their types (spec §10.2)",
+                        op_name(op)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Nanosecond timestamps are exact: 1 ns before a window end is in the window, the end is not.
+#[test]
+fn nanosecond_timestamps_are_exact() {
+    let layout =
+        Layout { key: KeyKind::Utf8, unit: TimeUnit::Nanosecond, tz: Some("UTC"), ref_unit: TimeUnit::Nanosecond };
+    let ns = 1_000_000_000;
+    let rows = vec![
+        RefRow::new("a", 10 * ns - 1, 1.0),
+        RefRow::new("a", 10 * ns, 2.0),
+        RefRow::new("a", -1, 3.0),
+        RefRow::new("a", 0, 4.0),
+        RefRow::new("a", 20 * ns + 1, 5.0),
+    ];
+    let case = simple_case(RefOp::Collect, true, RefWindower::Tumbling { length: 10 * ns, align: 0 }, None);
+    let run = run_engine(&case, &layout, &batches_of(&rows, WHOLE, &layout), 1).expect("run");
+    let reference = run_reference(&case.ref_config(), std::slice::from_ref(&rows));
+    compare(&reference, &run.out, Order::Exact).unwrap_or_else(|e| panic!("{e}"));
+    let got: Vec<(i64, RefResult)> = run.out.down.iter().map(|d| (d.window_id, d.result.clone())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (-1, RefResult::Collect(vec![3.0])),
+            (0, RefResult::Collect(vec![4.0, 1.0])),
+            (1, RefResult::Collect(vec![2.0])),
+            (2, RefResult::Collect(vec![5.0])),
+        ]
+    );
+}
+
+/// Durations and `align_to` not representable in the input's unit are rejected at build.
+#[test]
+fn unrepresentable_align_or_duration_is_rejected() {
+    let layout =
+        Layout { key: KeyKind::Utf8, unit: TimeUnit::Second, tz: Some("UTC"), ref_unit: TimeUnit::Microsecond };
+    for w in [
+        RefWindower::Tumbling { length: 10 * S, align: 3_250_000 },
+        RefWindower::Tumbling { length: 2_500_000, align: 0 },
+        RefWindower::Session { gap: 1_500_000 },
+    ] {
+        let case = simple_case(RefOp::Count, false, w, Some(0));
+        assert!(
+            builder_for(&case, &layout).build().is_err(),
+            "{} on a seconds column must be rejected",
+            windower_name(w)
+        );
+    }
+    let case = simple_case(RefOp::Count, false, RefWindower::Tumbling { length: 10 * S, align: 0 }, Some(1_500_000));
+    assert!(builder_for(&case, &layout).build().is_err(), "wait 1.5 s on seconds");
+}
+
+/// count, reduce, max and min are always unordered: asking for ordered = true fails at build.
+#[test]
+fn ordered_refused_for_always_unordered_ops() {
+    let layout = Layout::standard();
+    let schema = layout.schema();
+    for op in [RefOp::Count, RefOp::ReduceSum, RefOp::Max, RefOp::Min] {
+        let b = build_operator(
+            op,
+            false,
+            &schema,
+            &["key"],
+            build_clock(Some(0), layout.ref_unit),
+            build_windower(windowers()[0], layout.ref_unit),
+        );
+        assert!(b.clone().build().is_ok(), "{}", op_name(op));
+        assert!(b.ordered(true).build().is_err(), "{} ordered=true", op_name(op));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// errors output
+// ---------------------------------------------------------------------------------------------
+
+/// A batch with nullable key/ts: `None` makes a null.
+fn nullable_batch(layout: &Layout, rows: &[(Option<&str>, Option<i64>, f64)]) -> RecordBatch {
+    RecordBatch::try_new(
+        layout.schema(),
+        vec![
+            Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+            ts_array(rows.iter().map(|r| r.1).collect(), layout.unit, layout.tz),
+            Arc::new(Float64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+        ],
+    )
+    .expect("batch")
+}
+
+/// `(value, reason)` of every `errors` row, in order.
+fn error_rows(errors: &RecordBatch) -> Vec<(f64, String)> {
+    let v = errors.column_by_name("value").expect("value").as_primitive::<Float64Type>();
+    let r = errors.column_by_name("reason").expect("reason").as_string::<i32>();
+    (0..errors.num_rows()).map(|i| (v.value(i), r.value(i).to_string())).collect()
+}
+
+/// Null keys and null event times go to `errors` with their reasons (other rows are windowed
+/// as if the bad rows were absent); strict mode makes `push` fail naming the row.
+#[test]
+fn null_keys_and_null_times_go_to_errors() {
+    let layout = Layout::standard();
+    let input: &[(Option<&str>, Option<i64>, f64)] = &[
+        (Some("a"), Some(S), 1.0),
+        (None, Some(2 * S), 2.0),
+        (Some("a"), None, 3.0),
+        (Some("b"), Some(12 * S), 4.0),
+        (None, None, 5.0),
+        (Some("a"), Some(14 * S), 6.0),
+        (Some("a"), Some(5 * S), 7.0),
+    ];
+    let good: Vec<RefRow> = input.iter().filter_map(|&(k, t, v)| Some(RefRow::new(k?, t?, v))).collect();
+    for (op, ordered) in all_ops() {
+        for batch in [1, 3, WHOLE] {
+            let case = simple_case(op, ordered, windowers()[0], Some(0));
+            let ctx = case.describe(batch, 2);
+            let batches: Vec<RecordBatch> =
+                input.chunks(batch.min(input.len())).map(|c| nullable_batch(&layout, c)).collect();
+            let run = run_engine(&case, &layout, &batches, 2).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                error_rows(&run.errors),
+                vec![
+                    (2.0, "null key column \"key\"".to_string()),
+                    (3.0, "null event time".to_string()),
+                    (5.0, "null key column \"key\"".to_string()),
+                ],
+                "[{ctx}] errors"
+            );
+            // The original row is kept on errors (row 1: key null, ts 2 s).
+            let ts = run
+                .errors
+                .column_by_name("ts")
+                .expect("ts")
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            assert_eq!(ts.value(0), 2 * S, "[{ctx}] errors keeps the row");
+            assert!(ts.is_null(1), "[{ctx}] errors keeps the null ts");
+            let reference = run_reference(&case.ref_config(), std::slice::from_ref(&good));
+            let order = if batch == 1 || (ordered && !always_unordered(op)) { Order::Exact } else { Order::Multiset };
+            compare(&reference, &run.out, order).unwrap_or_else(|e| panic!("[{ctx}] {e}"));
+        }
+    }
+    // Strict mode: push fails naming the row position and the reason.
+    for (bad, bad_row, reason) in [(input[1], 1usize, "null key column \"key\""), (input[2], 2, "null event time")] {
+        let case = simple_case(RefOp::Count, false, windowers()[0], Some(0));
+        let mut op = builder_for(&case, &layout).strict(true).build().expect("build");
+        let first = nullable_batch(&layout, &input[..1]);
+        op.push(&first).expect("a good batch passes in strict mode");
+        // Good rows, then the bad one at position `bad_row`.
+        let mut rows: Vec<(Option<&str>, Option<i64>, f64)> = vec![input[3], input[5]];
+        rows.truncate(bad_row);
+        rows.push(bad);
+        let batch = nullable_batch(&layout, &rows);
+        let err = op.push(&batch).expect_err("strict mode must fail on a bad row").to_string();
+        assert!(
+            err.contains(&format!("row {bad_row}")) && err.contains(reason),
+            "strict error should name row {bad_row} and {reason:?}: {err}"
+        );
+    }
+    // Multi-column key: the reason names the null column.
+    let mlayout = Layout { key: KeyKind::Multi, ..Layout::standard() };
+    let batch = RecordBatch::try_new(
+        mlayout.schema(),
+        vec![
+            Arc::new(StringArray::from(vec![Some("x"), Some("x"), None])),
+            Arc::new(Int64Array::from(vec![Some(1), None, Some(1)])),
+            ts_array(vec![Some(S), Some(S), Some(S)], mlayout.unit, mlayout.tz),
+            Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])),
+        ],
+    )
+    .expect("batch");
+    let case = simple_case(RefOp::Count, false, windowers()[0], Some(0));
+    let run = run_engine(&case, &mlayout, &[batch], 1).expect("run");
+    assert_eq!(
+        error_rows(&run.errors),
+        vec![(2.0, "null key column \"b\"".to_string()), (3.0, "null key column \"a\"".to_string()),]
+    );
+    assert_eq!(run.out.down.len(), 1);
+}
+
+/// A timestamp near `i64::MAX` nanoseconds, whose window end is not representable, goes to
+/// `errors` with reason `window bounds out of range` (and fails strict mode), not a panic.
+#[test]
+fn window_bounds_out_of_range_go_to_errors() {
+    let layout =
+        Layout { key: KeyKind::Utf8, unit: TimeUnit::Nanosecond, tz: Some("UTC"), ref_unit: TimeUnit::Nanosecond };
+    let ns = 1_000_000_000i64;
+    let input: &[(Option<&str>, Option<i64>, f64)] = &[
+        (Some("a"), Some(ns), 1.0),
+        (Some("a"), Some(i64::MAX - 5), 2.0),
+        (Some("b"), Some(i64::MAX), 3.0),
+        (Some("a"), Some(2 * ns), 4.0),
+    ];
+    for (op, ordered) in all_ops() {
+        for w in [
+            RefWindower::Tumbling { length: 10 * ns, align: 0 },
+            RefWindower::Sliding { length: 10 * ns, offset: 3 * ns, align: 0 },
+        ] {
+            // wait = forever so that the good row at 2 s stays on time after the huge ones
+            // (were they windowed).
+            let case = simple_case(op, ordered, w, None);
+            let ctx = case.describe(WHOLE, 1);
+            let run = run_engine(&case, &layout, &[nullable_batch(&layout, input)], 1)
+                .unwrap_or_else(|e| panic!("[{ctx}] {e}"));
+            assert_eq!(
+                error_rows(&run.errors),
+                vec![(2.0, "window bounds out of range".to_string()), (3.0, "window bounds out of range".to_string()),],
+                "[{ctx}]"
+            );
+            let good = vec![RefRow::new("a", ns, 1.0), RefRow::new("a", 2 * ns, 4.0)];
+            let reference = run_reference(&case.ref_config(), &[good]);
+            compare(&reference, &run.out, Order::Exact).unwrap_or_else(|e| panic!("[{ctx}] {e}"));
+        }
+    }
+    let case = simple_case(RefOp::Count, false, RefWindower::Tumbling { length: 10 * ns, align: 0 }, Some(0));
+    let mut op = builder_for(&case, &layout).strict(true).build().expect("build");
+    let err = op.push(&nullable_batch(&layout, input)).expect_err("strict").to_string();
+    assert!(err.contains("row 1") && err.contains("window bounds out of range"), "{err}");
+}
