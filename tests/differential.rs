@@ -26,6 +26,13 @@
 //! Also here: a long stream (> 1000 rows, so batch size 1000 splits it), the spec's session
 //! merge / close order / watermark scope examples through the engine for several batchings,
 //! and an on-demand wider sweep (`differential_extended_seeds`, `--ignored`).
+//!
+//! The last section does the same for `join_window` (spec §8.6, §11.4; §16 items 3, 16, 19,
+//! 23): all nine insert/emit modes over one, two and three sides with different schemas,
+//! each side batched and pushed independently (the engine must interleave the sides like the
+//! reference, whatever the batches), plus the §8.6 merge table in live arrival order, partial
+//! `complete` rounds and rows made late by another side. Its comparison rules are listed at
+//! the start of that section.
 
 mod common;
 
@@ -45,8 +52,10 @@ use datafusion::common::ScalarValue;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use windrow::prelude::*;
+use windrow::prelude::{EmitMode as JoinEmit, InsertMode as JoinInsert};
 
 use common::reference::*;
+use common::reference::{EmitMode as RefEmit, InsertMode as RefInsert};
 
 // =============================================================================================
 // Constants
@@ -505,7 +514,7 @@ fn build_operator(
         }),
         RefOp::Max => max_window("op", &keyed, clock, windower).by("value"),
         RefOp::Min => min_window("op", &keyed, clock, windower).by("value"),
-        RefOp::Join { .. } => panic!("join_window is not covered by this file"),
+        RefOp::Join { .. } => panic!("join_window is built by join_builder (see the join section)"),
     };
     b.time_source(TimeSource::Frozen(frozen))
 }
@@ -650,6 +659,14 @@ fn decode(op: RefOp, layout: &Layout, raw: &WindowOut) -> Result<RefOutput, Stri
             out.late.push(RefLate { key: keys[i].clone(), window_id: ids[i], side: None, ts: ts[i], value: vals[i] });
         }
     }
+    out.meta = decode_meta(layout, raw)?;
+    Ok(out)
+}
+
+/// The `meta` rows of an output (any operator, joins included).
+fn decode_meta(layout: &Layout, raw: &WindowOut) -> Result<Vec<RefMeta>, String> {
+    let key_cols = layout.key_cols();
+    let mut meta = Vec::new();
     for b in &raw.meta {
         let keys = decode_keys(b, &key_cols)?;
         let ids = decode_i64(b, "window_id")?;
@@ -663,7 +680,7 @@ fn decode(op: RefOp, layout: &Layout, raw: &WindowOut) -> Result<RefOutput, Stri
             }
             let m = merged.value(i);
             let m = m.as_primitive_opt::<Int64Type>().ok_or("merged_ids items are not i64")?;
-            out.meta.push(RefMeta {
+            meta.push(RefMeta {
                 key: keys[i].clone(),
                 window_id: ids[i],
                 open_time: open[i],
@@ -672,7 +689,7 @@ fn decode(op: RefOp, layout: &Layout, raw: &WindowOut) -> Result<RefOutput, Stri
             });
         }
     }
-    Ok(out)
+    Ok(meta)
 }
 
 // =============================================================================================
@@ -1716,4 +1733,1020 @@ fn window_bounds_out_of_range_go_to_errors() {
     let mut op = builder_for(&case, &layout).strict(true).build().expect("build");
     let err = op.push(&nullable_batch(&layout, input)).expect_err("strict").to_string();
     assert!(err.contains("row 1") && err.contains("window bounds out of range"), "{err}");
+}
+
+// =============================================================================================
+// join_window (spec §8.6, §6, §11.4, §12; §16 items 3, 16, 19, 23)
+// =============================================================================================
+//
+// The reference takes each side's rows and interleaves them itself by the replay rule of
+// §11.4 (smallest next event time, ties to the lower side); the engine must do the same for
+// any micro-batch boundaries of the sides and any order in which the sides' batches are
+// pushed. The sides have different schemas:
+//
+// * side 0: `key: Utf8, ts: Timestamp(µs, "UTC"), value: Float64` (the standard layout);
+// * side 1: the same plus `n: Int64` (derived from the row, checked on every output row);
+// * side 2: `note: Utf8, value: Float64, ts: Timestamp(µs), user: Utf8` (other column order,
+//   key column named `user`, no time zone; `note` is derived from the row and checked).
+//
+// What is compared (per key):
+//
+// * `late`: exact per-key sequence, always (with the row's side and only its side's struct
+//   non-null);
+// * `down` and `meta`: exact per-key sequence in ordered mode and when every side is pushed
+//   one row per batch in lockstep (each push releases exactly one row to the engine, so every
+//   row is its own micro-batch, the reference's model); per-key multisets otherwise;
+// * `down` also exactly in every batching for `complete`/`running`: their rows are emitted only
+//   when a row is applied or a merge happens (§7.2 step 1, application order), never on close;
+// * `down` window bounds: tumbling/sliding exact; sessions contain the row's timestamps, and
+//   in `final` mode equal the window's `meta` bounds;
+// * `errors`: empty.
+
+/// The nine (insert, emit) combinations.
+const JOIN_MODES: [(RefInsert, RefEmit); 9] = [
+    (RefInsert::First, RefEmit::Complete),
+    (RefInsert::First, RefEmit::Final),
+    (RefInsert::First, RefEmit::Running),
+    (RefInsert::Last, RefEmit::Complete),
+    (RefInsert::Last, RefEmit::Final),
+    (RefInsert::Last, RefEmit::Running),
+    (RefInsert::Product, RefEmit::Complete),
+    (RefInsert::Product, RefEmit::Final),
+    (RefInsert::Product, RefEmit::Running),
+];
+
+fn insert_name(m: RefInsert) -> &'static str {
+    match m {
+        RefInsert::First => "first",
+        RefInsert::Last => "last",
+        RefInsert::Product => "product",
+    }
+}
+
+fn emit_name(m: RefEmit) -> &'static str {
+    match m {
+        RefEmit::Complete => "complete",
+        RefEmit::Final => "final",
+        RefEmit::Running => "running",
+    }
+}
+
+fn engine_insert(m: RefInsert) -> JoinInsert {
+    match m {
+        RefInsert::First => JoinInsert::First,
+        RefInsert::Last => JoinInsert::Last,
+        RefInsert::Product => JoinInsert::Product,
+    }
+}
+
+fn engine_emit(m: RefEmit) -> JoinEmit {
+    match m {
+        RefEmit::Complete => JoinEmit::Complete,
+        RefEmit::Final => JoinEmit::Final,
+        RefEmit::Running => JoinEmit::Running,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Side schemas and batches
+// ---------------------------------------------------------------------------------------------
+
+/// The most sides a join test uses.
+const MAX_SIDES: usize = 3;
+
+/// The schema of side `side` (see the section comment).
+fn side_schema(side: usize) -> SchemaRef {
+    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    match side {
+        0 => Layout::standard().schema(),
+        1 => Arc::new(Schema::new(vec![
+            Field::new("key", DataType::Utf8, true),
+            Field::new("ts", utc, true),
+            Field::new("value", DataType::Float64, true),
+            Field::new("n", DataType::Int64, true),
+        ])),
+        2 => Arc::new(Schema::new(vec![
+            Field::new("note", DataType::Utf8, true),
+            Field::new("value", DataType::Float64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new("user", DataType::Utf8, true),
+        ])),
+        _ => panic!("join tests use at most {MAX_SIDES} sides"),
+    }
+}
+
+/// The key column of side `side`.
+fn side_key(side: usize) -> &'static str {
+    if side == 2 { "user" } else { "key" }
+}
+
+/// Side 1's extra `n` column, derived from the row.
+fn side1_n(ts: i64, value: f64) -> i64 {
+    ts * 3 + (value * 4.0) as i64
+}
+
+/// Side 2's extra `note` column, derived from the row.
+fn side2_note(ts: i64, value: f64) -> String {
+    format!("{value}@{ts}")
+}
+
+/// One batch of side `side` from reference rows (timestamps in µs).
+fn make_side_batch(side: usize, rows: &[RefRow]) -> RecordBatch {
+    let keys: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>()));
+    let values: ArrayRef = Arc::new(Float64Array::from(rows.iter().map(|r| r.value).collect::<Vec<_>>()));
+    let ts: Vec<Option<i64>> = rows.iter().map(|r| Some(r.ts)).collect();
+    let cols: Vec<ArrayRef> = match side {
+        0 => vec![keys, ts_array(ts, TimeUnit::Microsecond, Some("UTC")), values],
+        1 => vec![
+            keys,
+            ts_array(ts, TimeUnit::Microsecond, Some("UTC")),
+            values,
+            Arc::new(Int64Array::from(rows.iter().map(|r| side1_n(r.ts, r.value)).collect::<Vec<_>>())),
+        ],
+        2 => vec![
+            Arc::new(StringArray::from(rows.iter().map(|r| side2_note(r.ts, r.value)).collect::<Vec<_>>())),
+            values,
+            ts_array(ts, TimeUnit::Microsecond, None),
+            keys,
+        ],
+        _ => panic!("join tests use at most {MAX_SIDES} sides"),
+    };
+    RecordBatch::try_new(side_schema(side), cols).expect("side batch")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration, generator and batchings
+// ---------------------------------------------------------------------------------------------
+
+/// One join configuration (everything but the batching).
+#[derive(Clone, Copy, Debug)]
+struct JoinCase {
+    seed: u64,
+    n_sides: usize,
+    insert: RefInsert,
+    emit: RefEmit,
+    windower: RefWindower,
+    /// `None` = `EventClock::wait_forever()`.
+    wait: Option<i64>,
+    per_stream: bool,
+    ordered: bool,
+}
+
+impl JoinCase {
+    fn ref_config(&self) -> RefConfig {
+        RefConfig {
+            windower: self.windower,
+            op: RefOp::Join { insert: self.insert, emit: self.emit },
+            wait: self.wait,
+            ordered: self.ordered,
+            per_stream: self.per_stream,
+        }
+    }
+
+    fn describe(&self, b: &JoinBatching) -> String {
+        format!(
+            "join seed={} sides={} insert={} emit={} windower={} wait={} scope={} ordered={} {}",
+            self.seed,
+            self.n_sides,
+            insert_name(self.insert),
+            emit_name(self.emit),
+            windower_name(self.windower),
+            wait_name(self.wait),
+            if self.per_stream { "PerStream" } else { "PerKey" },
+            self.ordered,
+            b.describe(self.n_sides),
+        )
+    }
+}
+
+/// How the sides' batches are pushed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JoinPush {
+    /// One row per batch on every side, pushed so that every push releases exactly one row to
+    /// the engine (the replay order, one step ahead): every row is its own micro-batch.
+    Lockstep,
+    /// The sides' batches in a seeded random interleaving (each side in its own order), each
+    /// side ended at a random point after its last batch, then `finish`.
+    Random,
+    /// `JoinOperator::run`: all of side 0, then all of side 1, …
+    BySide,
+}
+
+/// `RANDOM_CHUNKS` as a side's batch size: seeded random batch sizes 1..=13.
+const RANDOM_CHUNKS: usize = 0;
+
+/// One batching of a join: the batch size of each side (chosen independently), how the
+/// batches are pushed, and the thread count.
+#[derive(Clone, Copy, Debug)]
+struct JoinBatching {
+    sizes: [usize; MAX_SIDES],
+    push: JoinPush,
+    threads: usize,
+}
+
+impl JoinBatching {
+    fn describe(&self, n_sides: usize) -> String {
+        let sizes: Vec<String> = self.sizes[..n_sides]
+            .iter()
+            .map(|&s| if s == RANDOM_CHUNKS { "random".to_string() } else { batch_name(s) })
+            .collect();
+        format!("batches=[{}] push={:?} threads={}", sizes.join(","), self.push, self.threads)
+    }
+}
+
+/// The batchings every join case runs: sizes 1, 7, 1000, whole and random per side, chosen
+/// independently per side; 1, 2 and 4 threads.
+const JOIN_BATCHINGS: &[JoinBatching] = &[
+    JoinBatching { sizes: [1, 1, 1], push: JoinPush::Lockstep, threads: 1 },
+    JoinBatching { sizes: [1, 1, 1], push: JoinPush::Lockstep, threads: 4 },
+    JoinBatching { sizes: [1, 1, 1], push: JoinPush::Random, threads: 2 },
+    JoinBatching { sizes: [7, 1000, 1], push: JoinPush::Random, threads: 1 },
+    JoinBatching { sizes: [1000, WHOLE, 7], push: JoinPush::Random, threads: 4 },
+    JoinBatching { sizes: [WHOLE, 7, WHOLE], push: JoinPush::BySide, threads: 2 },
+    JoinBatching { sizes: [RANDOM_CHUNKS, RANDOM_CHUNKS, RANDOM_CHUNKS], push: JoinPush::Random, threads: 4 },
+];
+
+/// How many rows of the generated stream a join case uses (keeps rows per key and window
+/// small, so `product` outputs stay small).
+const JOIN_ROWS: usize = 110;
+
+/// The per-side input of a join case: the first `n_rows` rows of [`generate`]`(seed)`, each
+/// given to a side at random (each side keeps the generator's order). Out-of-order rows,
+/// duplicates and window-edge timestamps come from the generator; rows of one side are made
+/// late by rows of another side whenever the replay interleaving puts a later row of one
+/// side before an earlier row of another.
+fn join_input(seed: u64, n_sides: usize, n_rows: usize) -> Vec<Vec<RefRow>> {
+    let rows = generate(seed);
+    let mut rng = SmallRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n_sides as u64);
+    let mut sides: Vec<Vec<RefRow>> = vec![Vec::new(); n_sides];
+    for r in rows.into_iter().take(n_rows) {
+        sides[rng.random_range(0..n_sides)].push(r);
+    }
+    sides
+}
+
+/// Windowers of the join sweep.
+fn join_windowers() -> Vec<RefWindower> {
+    vec![
+        RefWindower::Tumbling { length: 10 * S, align: 3_250_000 },
+        RefWindower::Sliding { length: 10 * S, offset: 3 * S, align: 0 },
+        RefWindower::Sliding { length: 10 * S, offset: 5 * S, align: -2_750_000 },
+        RefWindower::Session { gap: S },
+        RefWindower::Session { gap: 3 * S },
+    ]
+}
+
+/// The number of sides of the `i`-th case (three sides most often).
+fn join_side_count(i: usize) -> usize {
+    [3, 2, 3, 1, 3, 2][i % 6]
+}
+
+/// The cases of the join sweep for one (insert, emit) mode: every windower × wait {0, 3 s, ∞}
+/// × scope × ordered, with the number of sides (1, 2, 3) and the seed rotating.
+fn join_cases(insert: RefInsert, emit: RefEmit) -> Vec<JoinCase> {
+    let salt = JOIN_MODES.iter().position(|&m| m == (insert, emit)).expect("a join mode");
+    let mut cases = Vec::new();
+    for windower in join_windowers() {
+        for wait in [Some(0), Some(3 * S), None] {
+            for per_stream in [false, true] {
+                for ordered in [true, false] {
+                    let i = cases.len() + salt;
+                    cases.push(JoinCase {
+                        seed: 21 + (i % 7) as u64,
+                        n_sides: join_side_count(i),
+                        insert,
+                        emit,
+                        windower,
+                        wait,
+                        per_stream,
+                        ordered,
+                    });
+                }
+            }
+        }
+    }
+    cases
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine runner
+// ---------------------------------------------------------------------------------------------
+
+/// One step of driving a join.
+enum JoinAction {
+    Push(usize, RecordBatch),
+    End(usize),
+}
+
+/// How a join is driven.
+enum JoinSchedule {
+    /// Explicit pushes and side ends, then `finish`.
+    Actions(Vec<JoinAction>),
+    /// `JoinOperator::run` over each side's batches.
+    Run(Vec<Vec<RecordBatch>>),
+}
+
+/// Splits one side's rows into batches of `size` (`RANDOM_CHUNKS`: random sizes 1..=13).
+fn side_batches(side: usize, rows: &[RefRow], size: usize, rng: &mut SmallRng) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let n = if size == RANDOM_CHUNKS { rng.random_range(1..=13) } else { size.min(rows.len() - i) };
+        let n = n.min(rows.len() - i);
+        out.push(make_side_batch(side, &rows[i..i + n]));
+        i += n;
+    }
+    out
+}
+
+/// The push schedule of a batching (seeded by the case seed and the batching).
+fn join_schedule(sides: &[Vec<RefRow>], b: &JoinBatching, seed: u64) -> JoinSchedule {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0xB00C ^ ((b.sizes[0] as u64) << 20) ^ b.threads as u64);
+    match b.push {
+        JoinPush::Lockstep => {
+            // Push every side's first row (ending the empty sides first); from then on, after
+            // each release (which §11.4 determines), push the released side's next row or end
+            // it. Every push or end then releases exactly one row.
+            let mut actions = Vec::new();
+            let mut next = vec![0usize; sides.len()];
+            for (s, rows) in sides.iter().enumerate() {
+                if rows.is_empty() {
+                    actions.push(JoinAction::End(s));
+                }
+            }
+            for (s, rows) in sides.iter().enumerate() {
+                if !rows.is_empty() {
+                    actions.push(JoinAction::Push(s, make_side_batch(s, &rows[..1])));
+                    next[s] = 1;
+                }
+            }
+            for (s, _) in interleave_sides(sides) {
+                if next[s] < sides[s].len() {
+                    actions.push(JoinAction::Push(s, make_side_batch(s, &sides[s][next[s]..next[s] + 1])));
+                    next[s] += 1;
+                } else {
+                    actions.push(JoinAction::End(s));
+                }
+            }
+            JoinSchedule::Actions(actions)
+        }
+        JoinPush::BySide => JoinSchedule::Run(
+            sides.iter().enumerate().map(|(s, rows)| side_batches(s, rows, b.sizes[s], &mut rng)).collect(),
+        ),
+        JoinPush::Random => {
+            let mut queues: Vec<std::collections::VecDeque<RecordBatch>> =
+                sides.iter().enumerate().map(|(s, rows)| side_batches(s, rows, b.sizes[s], &mut rng).into()).collect();
+            let mut ended = vec![false; sides.len()];
+            let mut actions = Vec::new();
+            loop {
+                let open: Vec<usize> = (0..sides.len()).filter(|&s| !ended[s]).collect();
+                if open.is_empty() {
+                    break;
+                }
+                let s = open[rng.random_range(0..open.len())];
+                match queues[s].pop_front() {
+                    Some(batch) => actions.push(JoinAction::Push(s, batch)),
+                    None => {
+                        // Some sides are ended explicitly, the others by `finish`.
+                        if rng.random_bool(0.7) {
+                            actions.push(JoinAction::End(s));
+                        }
+                        ended[s] = true;
+                    }
+                }
+            }
+            JoinSchedule::Actions(actions)
+        }
+    }
+}
+
+fn frozen_time() -> TimeSource {
+    TimeSource::Frozen(DateTime::from_timestamp(1_717_200_000, 0).expect("frozen time"))
+}
+
+/// The join of `case`, in replay mode with a frozen time source.
+fn join_builder(case: &JoinCase) -> JoinOpBuilder {
+    let keyed: Vec<KeyedStream> = (0..case.n_sides).map(|s| key_on(&side_schema(s), [side_key(s)])).collect();
+    join_window(
+        "join",
+        &keyed,
+        build_clock(case.wait, TimeUnit::Microsecond),
+        build_windower(case.windower, TimeUnit::Microsecond),
+    )
+    .insert_mode(engine_insert(case.insert))
+    .emit_mode(engine_emit(case.emit))
+    .ordered(case.ordered)
+    .scope(if case.per_stream { WatermarkScope::PerStream } else { WatermarkScope::PerKey })
+    .time_source(frozen_time())
+}
+
+/// Drives a built join through a schedule; `one_row_each` checks that every action released
+/// at most one row to the window operator underneath (the lockstep schedule's promise).
+fn drive_join(op: &mut JoinOperator, schedule: &JoinSchedule, one_row_each: bool) -> Result<WindowOut, String> {
+    let mut raw = op.inner().empty_output();
+    match schedule {
+        JoinSchedule::Actions(actions) => {
+            for (i, a) in actions.iter().enumerate() {
+                let before = op.inner().metrics().rows_in;
+                let out = match a {
+                    JoinAction::Push(s, b) => {
+                        op.push(*s, b).map_err(|e| format!("push #{i} (side {s}) failed: {e}"))?
+                    }
+                    JoinAction::End(s) => op.end_side(*s).map_err(|e| format!("end_side({s}) failed: {e}"))?,
+                };
+                let released = op.inner().metrics().rows_in - before;
+                if one_row_each && released > 1 {
+                    return Err(format!("lockstep action #{i} released {released} rows at once (test harness)"));
+                }
+                raw.extend(out);
+            }
+            raw.extend(op.finish().map_err(|e| format!("finish failed: {e}"))?);
+        }
+        JoinSchedule::Run(sides) => raw.extend(op.run(sides).map_err(|e| format!("run failed: {e}"))?),
+    }
+    Ok(raw)
+}
+
+/// A side's struct column of one output batch, decoded: per row `(ts, value)` or null, with
+/// the side's extra column checked against the row.
+fn decode_side_struct(b: &RecordBatch, side: usize) -> Result<Vec<Option<(i64, f64)>>, String> {
+    let name = format!("side_{side}");
+    let c = column(b, &name)?;
+    let st = c.as_struct_opt().ok_or_else(|| format!("{name} has type {}", c.data_type()))?;
+    let child = |f: &str| st.column_by_name(f).ok_or_else(|| format!("{name} has no field {f:?}"));
+    let want: Vec<String> = field_names(&side_schema(side));
+    let got: Vec<String> = st.fields().iter().map(|f| f.name().clone()).collect();
+    if got != want {
+        return Err(format!("{name} fields {got:?}, want side {side}'s columns {want:?}"));
+    }
+    let ts = cast(child("ts")?, &DataType::Int64).map_err(|e| e.to_string())?;
+    let ts = ts.as_primitive::<Int64Type>();
+    let values = child("value")?.as_primitive_opt::<Float64Type>().ok_or("value is not f64")?;
+    let keys = cast(child(side_key(side))?, &DataType::Utf8).map_err(|e| e.to_string())?;
+    let keys = keys.as_string::<i32>();
+    let out_keys = decode_keys(b, &["key"])?;
+    let mut out = Vec::with_capacity(b.num_rows());
+    for (i, out_key) in out_keys.iter().enumerate() {
+        if st.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        if ts.is_null(i) || values.is_null(i) || keys.is_null(i) {
+            return Err(format!("{name} row {i}: null field in a non-null side row"));
+        }
+        let (t, v) = (ts.value(i), values.value(i));
+        if keys.value(i) != out_key {
+            return Err(format!("{name} row {i}: side row key {:?} on output key {out_key:?}", keys.value(i)));
+        }
+        match side {
+            1 => {
+                let n = child("n")?.as_primitive_opt::<Int64Type>().ok_or("n is not i64")?;
+                if n.is_null(i) || n.value(i) != side1_n(t, v) {
+                    return Err(format!("{name} row {i}: extra column n does not belong to the row ({t}, {v})"));
+                }
+            }
+            2 => {
+                let note = child("note")?.as_string_opt::<i32>().ok_or("note is not Utf8")?;
+                if note.is_null(i) || note.value(i) != side2_note(t, v) {
+                    return Err(format!("{name} row {i}: extra column note does not belong to the row ({t}, {v})"));
+                }
+            }
+            _ => {}
+        }
+        out.push(Some((t, v)));
+    }
+    Ok(out)
+}
+
+/// A `down` row's window bounds, for the bound checks.
+struct DownBounds {
+    key: String,
+    window_id: i64,
+    start: i64,
+    end: i64,
+    /// The timestamps of the row's non-null sides.
+    ts: Vec<i64>,
+}
+
+/// What the engine produced for a join, decoded.
+struct JoinRun {
+    out: RefOutput,
+    bounds: Vec<DownBounds>,
+    errors: RecordBatch,
+}
+
+fn decode_join(n_sides: usize, raw: &WindowOut) -> Result<JoinRun, String> {
+    let layout = Layout::standard();
+    let mut out = RefOutput::default();
+    let mut bounds = Vec::new();
+    for b in &raw.down {
+        let keys = decode_keys(b, &["key"])?;
+        let ids = decode_i64(b, "window_id")?;
+        let starts = decode_ts(b, "window_start", &layout)?;
+        let ends = decode_ts(b, "window_end", &layout)?;
+        let sides: Vec<Vec<Option<(i64, f64)>>> =
+            (0..n_sides).map(|s| decode_side_struct(b, s)).collect::<Result<_, _>>()?;
+        for i in 0..b.num_rows() {
+            let row: Vec<Option<(i64, f64)>> = sides.iter().map(|s| s[i]).collect();
+            bounds.push(DownBounds {
+                key: keys[i].clone(),
+                window_id: ids[i],
+                start: starts[i],
+                end: ends[i],
+                ts: row.iter().flatten().map(|r| r.0).collect(),
+            });
+            out.down.push(RefDown { key: keys[i].clone(), window_id: ids[i], result: RefResult::Join(row) });
+        }
+    }
+    for b in &raw.late {
+        let keys = decode_keys(b, &["key"])?;
+        let ids = decode_i64(b, "window_id")?;
+        let c = column(b, "side")?;
+        let side = c.as_primitive_opt::<Int32Type>().ok_or_else(|| format!("late side has type {}", c.data_type()))?;
+        let sides: Vec<Vec<Option<(i64, f64)>>> =
+            (0..n_sides).map(|s| decode_side_struct(b, s)).collect::<Result<_, _>>()?;
+        for i in 0..b.num_rows() {
+            let s = side.value(i) as usize;
+            if s >= n_sides {
+                return Err(format!("late row {i}: side {s} of {n_sides}"));
+            }
+            let row = sides[s][i].ok_or_else(|| format!("late row {i}: side {s}'s struct is null"))?;
+            if let Some(other) = (0..n_sides).find(|&o| o != s && sides[o][i].is_some()) {
+                return Err(format!("late row {i} of side {s}: side {other}'s struct is not null"));
+            }
+            out.late.push(RefLate { key: keys[i].clone(), window_id: ids[i], side: Some(s), ts: row.0, value: row.1 });
+        }
+    }
+    out.meta = decode_meta(&layout, raw)?;
+    let errors = raw.errors_batch().map_err(|e| e.to_string())?;
+    Ok(JoinRun { out, bounds, errors })
+}
+
+/// Builds the join of `case`, drives it and decodes the outputs.
+fn run_join_engine(case: &JoinCase, schedule: &JoinSchedule, b: &JoinBatching) -> Result<JoinRun, String> {
+    let mut op = join_builder(case).threads(b.threads).build().map_err(|e| format!("build failed: {e}"))?;
+    let raw = drive_join(&mut op, schedule, b.push == JoinPush::Lockstep)?;
+    decode_join(case.n_sides, &raw)
+}
+
+/// `down` window bounds (spec §10.2): tumbling/sliding exactly the window's; sessions contain
+/// the row's timestamps and, for `final` (emitted at close), equal the window's `meta`.
+fn check_join_bounds(case: &JoinCase, run: &JoinRun) -> Result<(), String> {
+    let fixed = match case.windower {
+        RefWindower::Tumbling { length, align } => Some((length, length, align)),
+        RefWindower::Sliding { length, offset, align } => Some((length, offset, align)),
+        RefWindower::Session { .. } => None,
+    };
+    let metas: BTreeMap<(&str, i64), (i64, i64)> =
+        run.out.meta.iter().map(|m| ((m.key.as_str(), m.window_id), (m.open_time, m.close_time))).collect();
+    for d in &run.bounds {
+        let what = format!("down row key {:?} window {} [{}, {}]", d.key, d.window_id, d.start, d.end);
+        match fixed {
+            Some((length, offset, align)) => {
+                let start = align + d.window_id * offset;
+                if (d.start, d.end) != (start, start + length) {
+                    return Err(format!("{what}: want [{start}, {}]", start + length));
+                }
+                if let Some(t) = d.ts.iter().find(|&&t| t < d.start || t >= d.end) {
+                    return Err(format!("{what}: holds a row at {t}"));
+                }
+            }
+            None => {
+                if let Some(t) = d.ts.iter().find(|&&t| t < d.start || t > d.end) {
+                    return Err(format!("{what}: holds a row at {t}"));
+                }
+                if case.emit == RefEmit::Final {
+                    match metas.get(&(d.key.as_str(), d.window_id)) {
+                        Some(&m) if m == (d.start, d.end) => {}
+                        other => return Err(format!("{what}: final row, but meta has {other:?}")),
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `RefOutput` with only `down`.
+fn down_only(o: &RefOutput) -> RefOutput {
+    RefOutput { down: o.down.clone(), late: Vec::new(), meta: Vec::new() }
+}
+
+/// Runs one join case over `batchings` and returns the failures.
+fn check_join_case(case: &JoinCase, sides: &[Vec<RefRow>], batchings: &[JoinBatching]) -> Vec<String> {
+    let reference = run_reference(&case.ref_config(), sides);
+    let mut failures = Vec::new();
+    for b in batchings {
+        let ctx = case.describe(b);
+        let schedule = join_schedule(sides, b, case.seed);
+        let run = match run_join_engine(case, &schedule, b) {
+            Ok(run) => run,
+            Err(e) => {
+                failures.push(format!("[{ctx}] engine error: {e}"));
+                continue;
+            }
+        };
+        if run.errors.num_rows() > 0 {
+            failures.push(format!("[{ctx}] {} rows on `errors`", run.errors.num_rows()));
+        }
+        let order = if case.ordered || b.push == JoinPush::Lockstep { Order::Exact } else { Order::Multiset };
+        if let Err(e) = compare(&reference, &run.out, order) {
+            failures.push(format!("[{ctx}] {e}"));
+        } else if case.emit != RefEmit::Final
+            && let Err(e) = compare(&down_only(&reference), &down_only(&run.out), Order::Exact)
+        {
+            failures.push(format!("[{ctx}] (complete/running down rows are emitted in application order) {e}"));
+        }
+        if let Err(e) = check_join_bounds(case, &run) {
+            failures.push(format!("[{ctx}] {e}"));
+        }
+    }
+    failures
+}
+
+/// The join sweep of one (insert, emit) mode.
+fn join_sweep(insert: RefInsert, emit: RefEmit) {
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let cases = join_cases(insert, emit);
+    let mut rows_out = 0;
+    for case in &cases {
+        let sides = join_input(case.seed, case.n_sides, JOIN_ROWS);
+        rows_out += run_reference(&case.ref_config(), &sides).down.len();
+        failures.extend(check_join_case(case, &sides, JOIN_BATCHINGS));
+    }
+    eprintln!(
+        "differential join {}/{}: {} cases × {} batchings ({rows_out} reference down rows) in {:.1?}",
+        insert_name(insert),
+        emit_name(emit),
+        cases.len(),
+        JOIN_BATCHINGS.len(),
+        started.elapsed()
+    );
+    report(&failures, &format!("join {}/{}", insert_name(insert), emit_name(emit)));
+}
+
+#[test]
+fn differential_join_first_complete() {
+    join_sweep(RefInsert::First, RefEmit::Complete);
+}
+
+#[test]
+fn differential_join_first_final() {
+    join_sweep(RefInsert::First, RefEmit::Final);
+}
+
+#[test]
+fn differential_join_first_running() {
+    join_sweep(RefInsert::First, RefEmit::Running);
+}
+
+#[test]
+fn differential_join_last_complete() {
+    join_sweep(RefInsert::Last, RefEmit::Complete);
+}
+
+#[test]
+fn differential_join_last_final() {
+    join_sweep(RefInsert::Last, RefEmit::Final);
+}
+
+#[test]
+fn differential_join_last_running() {
+    join_sweep(RefInsert::Last, RefEmit::Running);
+}
+
+#[test]
+fn differential_join_product_complete() {
+    join_sweep(RefInsert::Product, RefEmit::Complete);
+}
+
+#[test]
+fn differential_join_product_final() {
+    join_sweep(RefInsert::Product, RefEmit::Final);
+}
+
+#[test]
+fn differential_join_product_running() {
+    join_sweep(RefInsert::Product, RefEmit::Running);
+}
+
+/// A long join input (side 0 has more than 1000 rows, so batch size 1000 splits it): four
+/// modes, tumbling and session windows, waits {0, 1.5 s}, both scopes, ordered and
+/// unordered, batch sizes 1000/7/whole on 1, 2 and 4 threads.
+#[test]
+fn differential_join_long_stream() {
+    let started = Instant::now();
+    let rows = generate_sized(11, StreamSize::Long);
+    let mut rng = SmallRng::seed_from_u64(1111);
+    let mut sides: Vec<Vec<RefRow>> = vec![Vec::new(), Vec::new()];
+    for r in rows {
+        sides[usize::from(rng.random_bool(0.3))].push(r);
+    }
+    assert!(sides[0].len() > 1000, "side 0 has {} rows", sides[0].len());
+    let batchings = &[
+        JoinBatching { sizes: [1000, 7, 0], push: JoinPush::Random, threads: 4 },
+        JoinBatching { sizes: [1000, 1000, 0], push: JoinPush::BySide, threads: 1 },
+        JoinBatching { sizes: [WHOLE, WHOLE, 0], push: JoinPush::Random, threads: 2 },
+    ];
+    let mut failures = Vec::new();
+    let mut n_cases = 0;
+    for (insert, emit) in [
+        (RefInsert::Last, RefEmit::Complete),
+        (RefInsert::First, RefEmit::Final),
+        (RefInsert::Product, RefEmit::Final),
+        (RefInsert::First, RefEmit::Running),
+    ] {
+        for windower in [join_windowers()[0], join_windowers()[3]] {
+            for wait in [Some(0), Some(1_500_000)] {
+                for per_stream in [false, true] {
+                    let ordered = (n_cases / 2) % 2 == 0;
+                    let case = JoinCase { seed: 11, n_sides: 2, insert, emit, windower, wait, per_stream, ordered };
+                    n_cases += 1;
+                    failures.extend(check_join_case(&case, &sides, batchings));
+                }
+            }
+        }
+    }
+    eprintln!(
+        "differential join long stream ({} + {} rows): {n_cases} cases × {} batchings in {:.1?}",
+        sides[0].len(),
+        sides[1].len(),
+        batchings.len(),
+        started.elapsed()
+    );
+    report(&failures, "the long join stream");
+}
+
+/// How many rows of a case are late because of a row of *another* side (the row that set the
+/// scope's watermark above the late row's timestamp is on another side; spec §6, §12).
+fn cross_side_late_rows(case: &JoinCase, sides: &[Vec<RefRow>]) -> usize {
+    let Some(wait) = case.wait else { return 0 };
+    let mut wm: BTreeMap<String, (i64, usize)> = BTreeMap::new();
+    let mut n = 0;
+    for (side, r) in interleave_sides(sides) {
+        let scope = if case.per_stream { String::new() } else { r.key.clone() };
+        let e = wm.entry(scope).or_insert((i64::MIN, side));
+        if r.ts - wait > e.0 {
+            *e = (r.ts - wait, side);
+        }
+        if r.ts < e.0 && e.1 != side {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The join sweep's inputs exercise what they are meant to (checked on the reference).
+#[test]
+fn join_generator_covers_edge_cases() {
+    let mut cross_late = [0usize; 2]; // per key, per stream
+    let mut three_side_rounds = 0;
+    let mut multi_round_windows = 0;
+    let mut merges = 0;
+    let mut running_repeats = 0;
+    let mut side_counts = [0usize; MAX_SIDES + 1];
+    for (insert, emit) in [(RefInsert::Last, RefEmit::Complete), (RefInsert::First, RefEmit::Running)] {
+        for case in join_cases(insert, emit) {
+            let sides = join_input(case.seed, case.n_sides, JOIN_ROWS);
+            assert!(sides.iter().all(|s| !s.is_empty()), "{case:?}: an empty side");
+            side_counts[case.n_sides] += 1;
+            cross_late[usize::from(case.per_stream)] += cross_side_late_rows(&case, &sides);
+            let out = run_reference(&case.ref_config(), &sides);
+            let late_sides: std::collections::BTreeSet<usize> = out.late.iter().filter_map(|l| l.side).collect();
+            if case.n_sides == 3 && case.wait == Some(0) {
+                assert_eq!(late_sides.len(), 3, "{case:?}: late rows on every side");
+            }
+            merges += out.meta.iter().filter(|m| !m.merged_ids.is_empty()).count();
+            if emit == RefEmit::Complete && case.n_sides == 3 {
+                three_side_rounds += out.down.len();
+                let mut rounds: BTreeMap<(&str, i64), usize> = BTreeMap::new();
+                for d in &out.down {
+                    *rounds.entry((d.key.as_str(), d.window_id)).or_default() += 1;
+                }
+                multi_round_windows += rounds.values().filter(|&&n| n >= 2).count();
+            }
+            if emit == RefEmit::Running {
+                running_repeats += out.down.windows(2).filter(|w| w[0] == w[1]).count();
+            }
+        }
+    }
+    assert!(side_counts[1] > 0 && side_counts[2] > 0 && side_counts[3] > side_counts[1], "{side_counts:?}");
+    assert!(cross_late[0] > 10, "per key: {} rows late because of another side", cross_late[0]);
+    // Per stream, the replay interleaving (§11.4) lets another side's row set the watermark
+    // above a late row only through equal timestamps (any larger row ahead of the late row on
+    // its own side is released after the other side's row and would set the watermark itself).
+    assert!(cross_late[1] > 0, "per stream: {} rows late because of another side", cross_late[1]);
+    eprintln!(
+        "join coverage: rows late because of another side {cross_late:?} (per key, per stream); \
+         {three_side_rounds} three-side complete rounds; {multi_round_windows} multi-round windows; \
+         {merges} merges; {running_repeats} repeated running rows; cases by side count {side_counts:?}"
+    );
+    assert!(three_side_rounds > 20, "{three_side_rounds} complete three-side rounds");
+    assert!(multi_round_windows > 5, "{multi_round_windows} windows with several complete rounds");
+    assert!(merges > 5, "{merges} session merges in unordered joins");
+    assert!(running_repeats > 0, "no repeated running rows");
+}
+
+/// `A + s` seconds, in µs.
+fn at(s: i64) -> i64 {
+    A_US + s * S
+}
+
+fn join_down(key: &str, id: i64, row: &[Option<(i64, f64)>]) -> RefDown {
+    RefDown { key: key.into(), window_id: id, result: RefResult::Join(row.to_vec()) }
+}
+
+/// The §8.6 merge table (windrow column, deviation 7 of §14.7) through the engine, for all
+/// nine modes: unordered, gap 10 s, `wait = ∞`, arrivals `L1@0` (side 0), `L2@20` (side 0),
+/// `R@10` (side 1), in that (live-mode) arrival order with a hand-driven time source, one row
+/// per push. Meta is `0:[0s,20s]`, `merged_ids=[1]` in every mode; window id 1 appears on
+/// `down` in running mode only, never on `meta`.
+#[test]
+fn join_merge_table_live_arrival_order() {
+    let (l1, l2, r) = (Some((at(0), 1.0)), Some((at(20), 2.0)), Some((at(10), 3.0)));
+    let arrivals: Vec<(usize, RefRow)> =
+        vec![(0, RefRow::new("k", at(0), 1.0)), (0, RefRow::new("k", at(20), 2.0)), (1, RefRow::new("k", at(10), 3.0))];
+    let d = |id: i64, a: Option<(i64, f64)>, b: Option<(i64, f64)>| join_down("k", id, &[a, b]);
+    use RefEmit::{Complete, Final, Running};
+    use RefInsert::{First, Last, Product};
+    let table: Vec<((RefInsert, RefEmit), Vec<RefDown>)> = vec![
+        ((First, Final), vec![d(0, l1, r)]),
+        ((Last, Final), vec![d(0, l2, r)]),
+        ((Product, Final), vec![d(0, l1, r), d(0, l2, r)]),
+        ((First, Complete), vec![d(0, l1, r)]),
+        ((Last, Complete), vec![d(0, l1, r)]),
+        ((Product, Complete), vec![d(0, l1, r)]),
+        ((First, Running), vec![d(0, l1, None), d(1, l2, None), d(0, l1, r), d(0, l1, r)]),
+        ((Last, Running), vec![d(0, l1, None), d(1, l2, None), d(0, l1, r), d(0, l2, r)]),
+        ((Product, Running), vec![d(0, l1, None), d(1, l2, None), d(0, l1, r), d(0, l1, r), d(0, l2, r)]),
+    ];
+    let meta =
+        vec![RefMeta { key: "k".into(), window_id: 0, open_time: at(0), close_time: at(20), merged_ids: vec![1] }];
+    for ((insert, emit), down) in table {
+        let expected = RefOutput { down, late: Vec::new(), meta: meta.clone() };
+        let case = JoinCase {
+            seed: 0,
+            n_sides: 2,
+            insert,
+            emit,
+            windower: RefWindower::Session { gap: 10 * S },
+            wait: None,
+            per_stream: false,
+            ordered: false,
+        };
+        let name = format!("§8.6 merge table {}/{}", insert_name(insert), emit_name(emit));
+        let reference = run_reference_arrivals(&case.ref_config(), 2, &arrivals);
+        compare(&expected, &reference, Order::Exact).unwrap_or_else(|e| panic!("{name}: reference vs spec: {e}"));
+        for threads in [1, 4] {
+            let ctx = format!("{name} threads={threads}");
+            let time = ManualTime::at_epoch();
+            let mut op = join_builder(&case)
+                .time_source(TimeSource::Manual(time.clone()))
+                .threads(threads)
+                .build()
+                .unwrap_or_else(|e| panic!("[{ctx}] build: {e}"));
+            let mut raw = op.inner().empty_output();
+            for (side, row) in &arrivals {
+                raw.extend(op.push(*side, &make_side_batch(*side, std::slice::from_ref(row))).expect("push"));
+                time.advance(TimeDelta::seconds(1));
+            }
+            raw.extend(op.finish().expect("finish"));
+            let run = decode_join(2, &raw).unwrap_or_else(|e| panic!("[{ctx}] {e}"));
+            assert_eq!(run.errors.num_rows(), 0, "[{ctx}] errors");
+            compare(&expected, &run.out, Order::Exact).unwrap_or_else(|e| panic!("[{ctx}] engine vs spec: {e}"));
+            check_join_bounds(&case, &run).unwrap_or_else(|e| panic!("[{ctx}] {e}"));
+        }
+    }
+}
+
+/// §16 item 19 and §8.6: a `complete` window emits every complete round (two here), drops a
+/// partial round silently, and still emits `meta`; a window that never completes a round
+/// emits `meta` only. Three sides, every batching, both scopes, ordered and unordered.
+#[test]
+fn join_complete_partial_round_still_emits_meta() {
+    let row = |k: &str, t: i64, v: f64| RefRow::new(k, at(t), v);
+    let sides = vec![
+        vec![row("k", 1, 1.0), row("k", 4, 4.0), row("k", 7, 7.0), row("j", 12, 8.0)],
+        vec![row("k", 2, 2.0), row("k", 5, 5.0)],
+        vec![row("k", 3, 3.0), row("k", 6, 6.0), row("j", 13, 9.0)],
+    ];
+    let v = |t: i64, x: f64| Some((at(t), x));
+    let expected = RefOutput {
+        down: vec![
+            join_down("k", 0, &[v(1, 1.0), v(2, 2.0), v(3, 3.0)]),
+            join_down("k", 0, &[v(4, 4.0), v(5, 5.0), v(6, 6.0)]),
+        ],
+        late: Vec::new(),
+        meta: vec![
+            RefMeta { key: "k".into(), window_id: 0, open_time: at(0), close_time: at(10), merged_ids: vec![] },
+            RefMeta { key: "j".into(), window_id: 1, open_time: at(10), close_time: at(20), merged_ids: vec![] },
+        ],
+    };
+    for insert in [RefInsert::First, RefInsert::Last, RefInsert::Product] {
+        for ordered in [true, false] {
+            for per_stream in [false, true] {
+                let case = JoinCase {
+                    seed: 5,
+                    n_sides: 3,
+                    insert,
+                    emit: RefEmit::Complete,
+                    windower: RefWindower::Tumbling { length: 10 * S, align: A_US },
+                    wait: Some(0),
+                    per_stream,
+                    ordered,
+                };
+                let reference = run_reference(&case.ref_config(), &sides);
+                compare(&expected, &reference, Order::Exact)
+                    .unwrap_or_else(|e| panic!("{case:?}: reference vs spec: {e}"));
+                for b in JOIN_BATCHINGS {
+                    let ctx = case.describe(b);
+                    let run = run_join_engine(&case, &join_schedule(&sides, b, case.seed), b)
+                        .unwrap_or_else(|e| panic!("[{ctx}] {e}"));
+                    assert_eq!(run.errors.num_rows(), 0, "[{ctx}] errors");
+                    compare(&expected, &run.out, Order::Exact).unwrap_or_else(|e| panic!("[{ctx}] {e}"));
+                }
+            }
+        }
+    }
+}
+
+/// §6 / §16 item 16 in replay mode: a row of one side made late by a row of another side
+/// (and of a third), the late rows carrying their side; every mode, scope, ordering and
+/// batching. Also checks the output schemas of a join whose sides have different schemas
+/// (§10.2, §10.3).
+#[test]
+fn join_side_made_late_by_another_side_replay() {
+    let row = |k: &str, t: i64, v: f64| RefRow::new(k, at(t), v);
+    // Replay interleaving (§11.4): L1@15, X@16, R1@2, Y@17, Z@5. R1 and Z are late for key k
+    // because of L1 (side 0), per key; per stream also because of X and Y.
+    let three = vec![
+        vec![row("k", 15, 1.0)],
+        vec![row("x", 16, 2.0), row("k", 2, 3.0)],
+        vec![row("y", 17, 4.0), row("k", 5, 5.0)],
+    ];
+    let late =
+        |side: usize, t: i64, v: f64| RefLate { key: "k".into(), window_id: 0, side: Some(side), ts: at(t), value: v };
+    for n_sides in [2, 3] {
+        let sides = &three[..n_sides];
+        let expected_late = if n_sides == 3 { vec![late(1, 2, 3.0), late(2, 5, 5.0)] } else { vec![late(1, 2, 3.0)] };
+        for (insert, emit) in JOIN_MODES {
+            for per_stream in [false, true] {
+                for ordered in [true, false] {
+                    let case = JoinCase {
+                        seed: 7,
+                        n_sides,
+                        insert,
+                        emit,
+                        windower: RefWindower::Tumbling { length: 10 * S, align: A_US },
+                        wait: Some(0),
+                        per_stream,
+                        ordered,
+                    };
+                    let reference = run_reference(&case.ref_config(), sides);
+                    assert_eq!(reference.late, expected_late, "{case:?}: reference late rows");
+                    for b in JOIN_BATCHINGS {
+                        let ctx = case.describe(b);
+                        let run = run_join_engine(&case, &join_schedule(sides, b, case.seed), b)
+                            .unwrap_or_else(|e| panic!("[{ctx}] {e}"));
+                        assert_eq!(run.out.late, expected_late, "[{ctx}] late rows");
+                        compare(&reference, &run.out, Order::Exact).unwrap_or_else(|e| panic!("[{ctx}] {e}"));
+                    }
+                }
+            }
+        }
+    }
+    // Output schemas: one struct column per side, each with its side's own fields.
+    let case = JoinCase {
+        seed: 7,
+        n_sides: 3,
+        insert: RefInsert::Last,
+        emit: RefEmit::Final,
+        windower: RefWindower::Tumbling { length: 10 * S, align: A_US },
+        wait: Some(0),
+        per_stream: false,
+        ordered: true,
+    };
+    let mut op = join_builder(&case).build().expect("build");
+    let raw = drive_join(&mut op, &join_schedule(&three, &JOIN_BATCHINGS[5], 7), false).expect("run");
+    let [down, late_s, meta, errors] = raw.schemas();
+    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    assert_eq!(field_names(&down), ["key", "window_id", "window_start", "window_end", "side_0", "side_1", "side_2"]);
+    assert_eq!(field_names(&late_s), ["key", "window_id", "side", "side_0", "side_1", "side_2"]);
+    assert_eq!(field_names(&meta), ["key", "window_id", "open_time", "close_time", "merged_ids"]);
+    assert_eq!(late_s.field_with_name("side").expect("side").data_type(), &DataType::Int32);
+    assert_eq!(errors.fields().last().expect("reason").name(), "reason");
+    for s in 0..3 {
+        let want = DataType::Struct(side_schema(s).fields().clone());
+        for schema in [&down, &late_s] {
+            let f = schema.field_with_name(&format!("side_{s}")).expect("side column");
+            assert_eq!(f.data_type(), &want, "side_{s} type");
+            assert!(f.is_nullable(), "side_{s} is nullable");
+        }
+    }
+    for c in ["window_start", "window_end"] {
+        assert_eq!(down.field_with_name(c).expect("bound").data_type(), &utc);
+    }
+    // down: final rows of (k,1), (x,1), (y,1); late: R1 and Z; meta: 3 windows; no errors.
+    assert_eq!(raw.row_counts(), [3, 2, 3, 0]);
 }
