@@ -39,6 +39,7 @@
 //! ```
 
 pub mod agg;
+pub mod bench;
 pub mod engine;
 pub mod error;
 pub mod ops;

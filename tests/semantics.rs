@@ -4,6 +4,8 @@
 //! (Replay-mode behaviour over random inputs is covered by `differential.rs`; bytewax's own
 //! outputs by `parity.rs`.)
 
+#![allow(clippy::unwrap_used, reason = "a test should fail loudly on an unexpected error")]
+
 use std::sync::Arc;
 
 use arrow::array::{

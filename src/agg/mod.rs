@@ -23,7 +23,7 @@ pub(crate) use builtin::{BuiltinFactory, CountFactory};
 pub(crate) use join::JoinFactory;
 pub use join::{EmitMode, InsertMode};
 pub(crate) use rows::{ArgBestFactory, CollectFactory, FoldFactory, ReduceFactory};
-pub use rows::{CollectInto, FoldFns, ReduceFn, Row, RowView};
+pub use rows::{CollectInto, FoldFns, FolderFn, ReduceFn, Row, RowView};
 pub(crate) use store::{BatchStore, RowRef};
 
 use arrow::array::ArrayRef;

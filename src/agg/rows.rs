@@ -437,12 +437,15 @@ impl<'a> RowView<'a> {
     }
 }
 
+/// `fold_window`'s folder: `folder(acc, row) -> acc`.
+pub type FolderFn<S> = Arc<dyn Fn(S, &RowView<'_>) -> S + Send + Sync>;
+
 /// The closures of `fold_window` (spec §8.1).
 pub struct FoldFns<S> {
     /// Creates a window's accumulator, once per window, when it receives its first row.
     pub builder: Arc<dyn Fn() -> S + Send + Sync>,
     /// Folds one row into the accumulator.
-    pub folder: Arc<dyn Fn(S, &RowView<'_>) -> S + Send + Sync>,
+    pub folder: FolderFn<S>,
     /// Combines two accumulators when session windows merge: `merger(target, original)`.
     pub merger: Option<Arc<dyn Fn(S, S) -> S + Send + Sync>>,
     /// The result column on `down`.

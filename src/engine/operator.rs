@@ -614,7 +614,8 @@ impl WindowOperator {
         let (cfg, sys_now, keys_ref, times_ref) = (&self.cfg, self.sys_now, &keys, &times.values);
         let (bound_keys, schemas, ts_type) = (&self.keys, &self.schemas, &self.ts_type);
         let shards = &mut self.shards;
-        let results: Vec<Result<(Vec<(u32, i64)>, super::shard::ShardOutput)>> = self.pool.install(|| {
+        type ShardResult = Result<(Vec<(u32, i64)>, super::shard::ShardOutput)>;
+        let results: Vec<ShardResult> = self.pool.install(|| {
             shards
                 .par_iter_mut()
                 .zip(parts.par_iter())

@@ -1,0 +1,193 @@
+//! The throughput benchmark's cases, shared by `windrow bench` and the criterion benches.
+//!
+//! The cases are those of `shared/bench` (`peers.py`): per-key event-time windows on `ts`,
+//! wait 10 s, per-key watermark, aligned to 2024-01-01T00:00:00Z, over a `key`/`ts`/`value`
+//! stream. Timing covers a full streaming run over batches already in memory: every batch
+//! through the operator, end of input, all outputs materialised.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::error::{Result, WindrowError};
+use crate::prelude::*;
+
+/// One benchmark case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchCase {
+    /// Tumbling 1 minute, count.
+    TumblingCount,
+    /// Tumbling 1 minute, sum of `value`.
+    TumblingSum,
+    /// Sliding 5 minutes every minute, sum of `value`.
+    SlidingSum,
+    /// Sessions with a 30 s gap, count.
+    SessionCount,
+}
+
+impl BenchCase {
+    /// Every case, in report order.
+    pub const ALL: [BenchCase; 4] =
+        [BenchCase::TumblingCount, BenchCase::TumblingSum, BenchCase::SlidingSum, BenchCase::SessionCount];
+
+    /// The case id used by `peers.py`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchCase::TumblingCount => "tumbling_1m_count",
+            BenchCase::TumblingSum => "tumbling_1m_sum",
+            BenchCase::SlidingSum => "sliding_5m_1m_sum",
+            BenchCase::SessionCount => "session_30s_count",
+        }
+    }
+
+    /// Parses a case id.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The operator of this case for a `key`/`ts`/`value` schema.
+    ///
+    /// # Errors
+    /// When the schema lacks the columns.
+    pub fn operator(self, schema: &SchemaRef, threads: usize) -> Result<WindowOperator> {
+        let align: DateTime<Utc> = Utc
+            .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+            .single()
+            .ok_or_else(|| WindrowError::Internal("bad alignment instant".into()))?;
+        let clock = EventClock::new("ts").wait_for_system_duration(TimeDelta::seconds(10))?;
+        let minute = TumblingWindower::new(TimeDelta::minutes(1))?.align_to(align);
+        let keyed = key_on(schema, ["key"]);
+        let key = KeySpec::columns(["key"]);
+        let builder = match self {
+            BenchCase::TumblingCount => count_window(self.name(), schema, clock, minute, key),
+            BenchCase::TumblingSum => agg_window(self.name(), &keyed, clock, minute, vec![Agg::sum("value")]),
+            BenchCase::SlidingSum => {
+                let w = SlidingWindower::new(TimeDelta::minutes(5), TimeDelta::minutes(1))?.align_to(align);
+                agg_window(self.name(), &keyed, clock, w, vec![Agg::sum("value")])
+            }
+            BenchCase::SessionCount => {
+                count_window(self.name(), schema, clock, SessionWindower::new(TimeDelta::seconds(30))?, key)
+            }
+        };
+        builder.threads(threads).build()
+    }
+}
+
+/// The result of one timed run.
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    /// The case.
+    pub case: BenchCase,
+    /// Input rows.
+    pub rows: u64,
+    /// Wall-clock seconds of the timed run.
+    pub seconds: f64,
+    /// Late `(row, window)` pairs.
+    pub late: u64,
+    /// Windows closed (`down` rows).
+    pub windows: u64,
+}
+
+impl BenchResult {
+    /// Input rows per second.
+    pub fn events_per_s(&self) -> f64 {
+        self.rows as f64 / self.seconds
+    }
+}
+
+/// Runs `case` over batches already in memory: all batches, end of input, outputs kept.
+///
+/// # Errors
+/// As [`WindowOperator::push`].
+pub fn run_case(case: BenchCase, schema: &SchemaRef, batches: &[RecordBatch], threads: usize) -> Result<BenchResult> {
+    let mut op = case.operator(schema, threads)?;
+    let start = Instant::now();
+    let out = op.run(batches)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let [down, late, _, _] = out.row_counts();
+    Ok(BenchResult {
+        case,
+        rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+        seconds,
+        late: late as u64,
+        windows: down as u64,
+    })
+}
+
+/// Generates the benchmark stream with the recipe of `shared/bench` (not bit-identical to
+/// its numpy generator): row `i` has base time `2024-01-01 + i × 18 ms` and
+/// `ts = base − U[0, 20 s)` in microseconds, a uniform key among `keys` (`k0000`, …), and an
+/// integer value 0..99 as `f64`.
+pub fn generate(rows: usize, keys: usize, seed: u64, batch_rows: usize) -> (SchemaRef, Vec<RecordBatch>) {
+    let schema = bench_schema();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let names: Vec<String> = (0..keys.max(1)).map(|k| format!("k{k:04}")).collect();
+    let base = 1_704_067_200_000_000i64; // 2024-01-01T00:00:00Z in µs
+    let mut batches = Vec::new();
+    let mut i = 0usize;
+    while i < rows {
+        let n = batch_rows.max(1).min(rows - i);
+        let mut k = Vec::with_capacity(n);
+        let mut ts = Vec::with_capacity(n);
+        let mut v = Vec::with_capacity(n);
+        for j in i..i + n {
+            k.push(names[rng.random_range(0..names.len())].as_str());
+            ts.push(base + j as i64 * 18_000 - rng.random_range(0..20_000_000));
+            v.push(f64::from(rng.random_range(0..100u8)));
+        }
+        let cols: Vec<arrow::array::ArrayRef> = vec![
+            Arc::new(StringArray::from(k)),
+            Arc::new(TimestampMicrosecondArray::from(ts).with_timezone("UTC")),
+            Arc::new(Float64Array::from(v)),
+        ];
+        // The columns match the schema by construction.
+        if let Ok(b) = RecordBatch::try_new(schema.clone(), cols) {
+            batches.push(b);
+        }
+        i += n;
+    }
+    (schema, batches)
+}
+
+/// `key: Utf8, ts: Timestamp(µs, UTC), value: Float64`.
+pub fn bench_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("value", DataType::Float64, false),
+    ]))
+}
+
+/// The process's peak resident set size so far (Linux `VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Resets the peak RSS counter (Linux), so each case reports its own peak.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_case_runs_on_a_small_stream() {
+        let (schema, batches) = generate(20_000, 50, 7, 4096);
+        for case in BenchCase::ALL {
+            let r = run_case(case, &schema, &batches, 2).unwrap();
+            assert_eq!(r.rows, 20_000);
+            assert!(r.windows > 0 && r.late > 0, "{case:?}: {r:?}");
+            assert_eq!(BenchCase::from_name(case.name()), Some(case));
+        }
+    }
+}
