@@ -419,3 +419,34 @@ fn bad_rows_go_to_errors_and_are_counted() {
     let err = strict.push(&b).err().unwrap().to_string();
     assert!(err.contains("row 1") && err.contains("null key"), "{err}");
 }
+
+/// A dataflow with two inputs and a join step gives what the join operator gives directly;
+/// duplicate step ids are refused.
+#[test]
+fn dataflow_runs_steps_over_its_inputs() {
+    use windrow::flow::Dataflow;
+    use windrow::source::MemorySource;
+    let left = batch(&[("a", 0, 1.0), ("b", S, 2.0), ("a", 2 * S, 3.0)]);
+    let right = batch(&[("a", S, 10.0), ("b", 15 * S, 20.0)]);
+    let keyed = key_on(&schema(), ["key"]);
+    let join = || join_window("j", &[keyed.clone(), keyed.clone()], EventClock::new("ts"), tumbling(10));
+    let direct = join().build().unwrap().run(&[vec![left.clone()], vec![right.clone()]]).unwrap();
+
+    let mut flow = Dataflow::new("f");
+    let l = flow.input("left", MemorySource::with_batch_size(schema(), &[left], 1));
+    let r = flow.input("right", MemorySource::with_batch_size(schema(), &[right], 1));
+    flow.join("j", &[&l, &r], join()).unwrap();
+    flow.window(&l, count_window("counts", l.schema(), EventClock::new("ts"), tumbling(10), KeySpec::columns(["key"])))
+        .unwrap();
+    assert!(
+        flow.window(
+            &r,
+            count_window("counts", r.schema(), EventClock::new("ts"), tumbling(10), KeySpec::columns(["key"]))
+        )
+        .is_err()
+    );
+    let out = flow.run().unwrap();
+    assert_eq!(out["j"].row_counts(), direct.row_counts());
+    assert_eq!(out["j"].down_batch().unwrap(), direct.down_batch().unwrap());
+    assert_eq!(out["counts"].row_counts()[0], 2);
+}
