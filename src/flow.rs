@@ -138,12 +138,12 @@ impl Dataflow {
         let mut outs: Vec<Option<WindowOut>> = self.steps.iter().map(|_| None).collect();
         let mut live: Vec<bool> = vec![true; self.inputs.len()];
         while live.iter().any(|l| *l) {
-            for i in 0..self.inputs.len() {
-                if !live[i] {
+            for (i, alive) in live.iter_mut().enumerate() {
+                if !*alive {
                     continue;
                 }
                 let Some(batch) = self.inputs[i].1.next_batch() else {
-                    live[i] = false;
+                    *alive = false;
                     for (step, out) in self.steps.iter_mut().zip(outs.iter_mut()) {
                         if let StepOp::Join { inputs, op } = &mut step.1 {
                             for (side, _) in inputs.iter().enumerate().filter(|(_, inp)| **inp == i) {
