@@ -186,7 +186,10 @@ impl BuiltinFactory {
                 }
             };
             let Ok(index) = schema.index_of(col) else {
-                return plan_err(format!("aggregate `{name}`: column \"{col}\" not found in the input"));
+                return plan_err(format!(
+                    "aggregate `{name}`: column \"{col}\" not found; the input has columns {:?}",
+                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>()
+                ));
             };
             let dt = schema.field(index).data_type().clone();
             let numeric = dt.is_numeric();

@@ -142,6 +142,10 @@ impl WindowOpBuilder {
         self
     }
 
+    fn column_names(&self) -> Vec<&str> {
+        self.schema.fields().iter().map(|f| f.name().as_str()).collect()
+    }
+
     pub(crate) fn hide(mut self, column: impl Into<String>) -> Self {
         self.hidden.push(column.into());
         self
@@ -210,7 +214,10 @@ impl WindowOpBuilder {
             AggSpec::Collect { column: None, .. } => Arc::new(CollectFactory::whole_rows(&self.schema)),
             AggSpec::Collect { column: Some(c), into } => {
                 let Ok(i) = self.schema.index_of(c) else {
-                    return plan_err(format!("collect_window: column \"{c}\" not found in the input"));
+                    return plan_err(format!(
+                        "collect_window: column \"{c}\" not found; the input has columns {:?}",
+                        self.column_names()
+                    ));
                 };
                 Arc::new(CollectFactory::column(i, c.clone(), *into, &self.schema))
             }
@@ -222,10 +229,12 @@ impl WindowOpBuilder {
             }),
             AggSpec::Best { by, max } => {
                 let by_index = match by {
-                    Some(b) => self
-                        .schema
-                        .index_of(b)
-                        .or_else(|_| plan_err(format!("{op_name}: `by` column \"{b}\" not found in the input")))?,
+                    Some(b) => self.schema.index_of(b).or_else(|_| {
+                        plan_err(format!(
+                            "{op_name}: `by` column \"{b}\" not found; the input has columns {:?}",
+                            self.column_names()
+                        ))
+                    })?,
                     None => {
                         // bytewax's default compares the value itself: the single column that
                         // is neither key nor event time.

@@ -252,7 +252,10 @@ impl FixedWindows {
         // of `ids` and `bounds` within ±7/8 of the range (offset <= length <= MAX/8,
         // |align| <= MAX/8), so nothing can overflow.
         const EIGHTH: i64 = i64::MAX / 8;
-        if self.length <= EIGHTH && self.align.unsigned_abs() <= EIGHTH as u64 && ts.unsigned_abs() <= (2 * EIGHTH) as u64 {
+        if self.length <= EIGHTH
+            && self.align.unsigned_abs() <= EIGHTH as u64
+            && ts.unsigned_abs() <= (2 * EIGHTH) as u64
+        {
             return true;
         }
         match self.ids(ts) {
