@@ -178,12 +178,20 @@ mod tests {
         assert_eq!(merges, vec![Merge { original_slot: 1, target_slot: 0, target_id: 0 }]);
     }
 
+    /// bytewax's `find_merges_no_yes_no`: a sweep over sessions at 0, 20, 25, 40 merges only
+    /// 2 into 1.
     #[test]
     fn no_yes_no() {
+        let session = |id: i64, t: i64| Session { id, first: t, last: t, merged: Vec::new(), slot: id as u32 };
+        let mut s = Sessions { live: vec![session(0, 0), session(1, 20), session(2, 25), session(3, 40)], next_id: 4 };
+        let mut merges = Vec::new();
+        s.detect_merges(GAP, &mut merges);
+        assert_eq!(bounds(&s), vec![(0, 0, 0, vec![]), (1, 20, 25, vec![2]), (3, 40, 40, vec![])]);
+        assert_eq!(merges, vec![Merge { original_slot: 2, target_slot: 1, target_id: 1 }]);
+        // Through assignment: 25 extends session 1 to [20, 25]; 40 − 25 > 10, so no merge.
         let (s, merges) = run(&[0, 20, 40, 25]);
-        // 25 extends session 1 [20,25]; 40-25 <= 10 merges 2 into 1.
-        assert_eq!(bounds(&s), vec![(0, 0, 0, vec![]), (1, 20, 40, vec![2])]);
-        assert_eq!(merges.len(), 1);
+        assert_eq!(bounds(&s), vec![(0, 0, 0, vec![]), (1, 20, 25, vec![]), (2, 40, 40, vec![])]);
+        assert!(merges.is_empty());
     }
 
     #[test]
