@@ -92,16 +92,7 @@ pub fn run_scenario(scenario: &Value, inputs: &[ScenarioInput]) -> Result<Outcom
     };
     let per_row = run(&singles)?;
     let at_once = run(std::slice::from_ref(&whole))?;
-    for (name, a, b) in [
-        ("down", &per_row.down, &at_once.down),
-        ("late", &per_row.late, &at_once.late),
-        ("meta", &per_row.meta, &at_once.meta),
-    ] {
-        if sorted(a) != sorted(b) {
-            return Err(format!("{name}: one-row batches and one whole batch gave different outputs"));
-        }
-    }
-    Ok(Outcome::Ran(per_row))
+    same_multisets(per_row, &at_once)
 }
 
 /// Joins: side 0 = left, side 1 = right, interleaved by windrow's replay rule (spec §11.4).
@@ -151,16 +142,7 @@ fn run_join(
     };
     let per_row = run(&single_sides)?;
     let at_once = run(&whole_sides)?;
-    for (name, a, b) in [
-        ("down", &per_row.down, &at_once.down),
-        ("late", &per_row.late, &at_once.late),
-        ("meta", &per_row.meta, &at_once.meta),
-    ] {
-        if sorted(a) != sorted(b) {
-            return Err(format!("{name}: one-row batches and one whole batch gave different outputs"));
-        }
-    }
-    Ok(Outcome::Ran(per_row))
+    same_multisets(per_row, &at_once)
 }
 
 /// `(ts, value)` of row `i` of a side's struct column, if the side has a row there.
@@ -221,6 +203,21 @@ fn meta_records(out: &WindowOut) -> Result<Vec<Value>, String> {
         }
     }
     Ok(meta)
+}
+
+/// The replay invariant (spec §11.2): one-row batches and one whole batch give the same
+/// multisets on every stream. Returns the one-row run (bytewax was fed one row per batch).
+fn same_multisets(per_row: Streams, at_once: &Streams) -> Result<Outcome, String> {
+    for (name, a, b) in [
+        ("down", &per_row.down, &at_once.down),
+        ("late", &per_row.late, &at_once.late),
+        ("meta", &per_row.meta, &at_once.meta),
+    ] {
+        if sorted(a) != sorted(b) {
+            return Err(format!("{name}: one-row batches and one whole batch gave different outputs"));
+        }
+    }
+    Ok(Outcome::Ran(per_row))
 }
 
 fn sorted(v: &[Value]) -> Vec<String> {
