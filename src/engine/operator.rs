@@ -554,13 +554,10 @@ impl WindowOperator {
         let n = batch.num_rows();
         self.metrics.rows_in += n as u64;
 
-        // Normalise: event times, keys, and rows that cannot be windowed.
-        let now_ns = self.time_source.now_nanos();
-        let times = self.time.read(
-            batch,
-            now_ns.max(crate::time::unit_to_nanos_saturating(self.sys_now, self.unit)),
-            self.unit,
-        )?;
+        // Normalise: event times, keys, and rows that cannot be windowed. SystemClock rows get
+        // the batch's one (monotonic) system instant, sampled above.
+        let now_ns = crate::time::unit_to_nanos_saturating(self.sys_now, self.unit);
+        let times = self.time.read(batch, now_ns, self.unit)?;
         let keys = self.keys.encode(batch)?;
         let mut errors: Vec<(u32, String)> = Vec::new();
         let fixed = match self.cfg.windower {

@@ -273,11 +273,23 @@ impl Shard {
         Ok(late)
     }
 
-    /// Settles every key with state at watermark `w` (timers, stream scope, end of input).
+    /// Settles every key with state at watermark `w` (stream scope, end of input).
     pub fn settle_all(&mut self, cfg: &ShardConfig, w: i64, eof: bool) {
+        self.settle_active(cfg, |_| w, eof);
+    }
+
+    /// Settles every key with state at its own current watermark (live-mode timers).
+    pub fn settle_all_per_key(&mut self, cfg: &ShardConfig, sys_now: i64) {
+        let watermarks: Vec<i64> = self.clocks.iter().map(|c| c.current(sys_now)).collect();
+        self.settle_active(cfg, |k| watermarks[k as usize], false);
+    }
+
+    /// Settles each key with open windows or queued rows at `watermark(key)`, then drops the
+    /// keys left without state from the active list.
+    fn settle_active(&mut self, cfg: &ShardConfig, watermark: impl Fn(u32) -> i64, eof: bool) {
         let active = std::mem::take(&mut self.active);
         for &k in &active {
-            self.settle(cfg, k, w, eof);
+            self.settle(cfg, k, watermark(k), eof);
         }
         self.active = active;
         let is_active = &mut self.is_active;
@@ -290,17 +302,6 @@ impl Shard {
             is_active[ku] = keep;
             keep
         });
-    }
-
-    /// Settles every key at its own current watermark (live-mode timers).
-    pub fn settle_all_per_key(&mut self, cfg: &ShardConfig, sys_now: i64) {
-        let active = std::mem::take(&mut self.active);
-        for &k in &active {
-            let w = self.clocks[k as usize].current(sys_now);
-            self.settle(cfg, k, w, false);
-        }
-        self.active = active;
-        self.settle_all(cfg, NEG_INF, false); // only prunes the active list
     }
 
     /// Spec §3.2 `settle`: apply due queued rows (sorted by time, ties in arrival order), then
