@@ -52,3 +52,7 @@ pub(crate) fn config_err<T>(msg: impl Into<String>) -> Result<T> {
 pub(crate) fn plan_err<T>(msg: impl Into<String>) -> Result<T> {
     Err(WindrowError::Plan(msg.into()))
 }
+
+pub(crate) fn data_err<T>(msg: impl Into<String>) -> Result<T> {
+    Err(WindrowError::Data(msg.into()))
+}

@@ -1,6 +1,15 @@
 //! A dataflow of named steps in bytewax's shape: inputs produce `RecordBatch`es, windowing
 //! steps consume them, and `run` drives everything to end of input.
 //!
+//! Two ways to drive a flow:
+//! - pull: [`Dataflow::run`] / [`Dataflow::run_with`] read every input's [`Source`] round-robin
+//!   to end of input (files, memory);
+//! - push: [`Dataflow::into_runtime`] gives a [`FlowRuntime`] that takes batches for named
+//!   inputs as they arrive, fires live timers and finishes on demand (`windrow serve`).
+//!
+//! Every step has four outputs (spec §12), named `<step>.down`, `<step>.late`, `<step>.meta`
+//! and `<step>.errors` wherever a flat name is needed (sinks, Flight tickets); see [`Port`].
+//!
 //! ```
 //! use std::sync::Arc;
 //! use arrow::array::{RecordBatch, StringArray, TimestampMillisecondArray};
@@ -34,9 +43,10 @@
 use std::collections::BTreeMap;
 
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 
 use crate::engine::{WindowOpBuilder, WindowOperator, WindowOut};
-use crate::error::{Result, plan_err};
+use crate::error::{Result, WindrowError, data_err, plan_err};
 use crate::ops::{JoinOpBuilder, JoinOperator, KeyedStream, key_on};
 use crate::source::Source;
 
@@ -68,10 +78,84 @@ enum StepOp {
     Join { inputs: Vec<usize>, op: JoinOperator },
 }
 
+impl StepOp {
+    fn empty_output(&self) -> WindowOut {
+        match self {
+            StepOp::Window { op, .. } => op.empty_output(),
+            StepOp::Join { op, .. } => op.inner().empty_output(),
+        }
+    }
+}
+
+/// One of a step's four outputs (spec §12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Port {
+    /// Window results.
+    Down,
+    /// Late rows.
+    Late,
+    /// Window metadata (`open_time`, `close_time` per closed window).
+    Meta,
+    /// Rows refused by validation (null key or time, out-of-range bounds), with the reason.
+    Errors,
+}
+
+impl Port {
+    /// The four ports in [`WindowOut`]'s order (`down`, `late`, `meta`, `errors`).
+    pub const ALL: [Port; 4] = [Port::Down, Port::Late, Port::Meta, Port::Errors];
+
+    /// `down`, `late`, `meta` or `errors`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Port::Down => "down",
+            Port::Late => "late",
+            Port::Meta => "meta",
+            Port::Errors => "errors",
+        }
+    }
+
+    /// The flat output name `<step>.<port>`.
+    pub fn output_name(self, step: &str) -> String {
+        format!("{step}.{}", self.name())
+    }
+
+    /// Splits a flat output name `<step>.<port>` (the last `.` separates them).
+    pub fn parse_output_name(name: &str) -> Option<(&str, Port)> {
+        let (step, port) = name.rsplit_once('.')?;
+        let port = Port::ALL.into_iter().find(|p| p.name() == port)?;
+        Some((step, port))
+    }
+
+    /// This port's batches in `out`.
+    pub fn batches(self, out: &WindowOut) -> &[arrow::record_batch::RecordBatch] {
+        match self {
+            Port::Down => &out.down,
+            Port::Late => &out.late,
+            Port::Meta => &out.meta,
+            Port::Errors => &out.errors,
+        }
+    }
+}
+
+/// What one step emitted in response to a push, a timer or the end of input.
+#[derive(Debug)]
+pub struct StepOutput {
+    /// The step id.
+    pub step: String,
+    /// Its four outputs (possibly all empty).
+    pub out: WindowOut,
+}
+
+struct Input {
+    name: String,
+    schema: SchemaRef,
+    source: Option<Box<dyn Source>>,
+}
+
 /// A flow of named inputs and windowing steps.
 pub struct Dataflow {
     name: String,
-    inputs: Vec<(String, Box<dyn Source>)>,
+    inputs: Vec<Input>,
     steps: Vec<(String, StepOp)>,
 }
 
@@ -86,15 +170,22 @@ impl Dataflow {
         &self.name
     }
 
-    /// Adds an input step.
+    /// Adds an input step read from `source` (pull mode).
     pub fn input(&mut self, step_id: &str, source: impl Source + 'static) -> Stream {
         let schema = source.schema();
-        self.inputs.push((step_id.to_string(), Box::new(source)));
+        self.inputs.push(Input { name: step_id.to_string(), schema: schema.clone(), source: Some(Box::new(source)) });
+        Stream { input: self.inputs.len() - 1, schema }
+    }
+
+    /// Adds an input step whose batches are pushed into the flow's [`FlowRuntime`] (for
+    /// example by `windrow serve`'s Flight `DoPut`). [`run`](Self::run) refuses such a flow.
+    pub fn pushed_input(&mut self, step_id: &str, schema: SchemaRef) -> Stream {
+        self.inputs.push(Input { name: step_id.to_string(), schema: schema.clone(), source: None });
         Stream { input: self.inputs.len() - 1, schema }
     }
 
     fn check_id(&self, id: &str) -> Result<()> {
-        if self.steps.iter().any(|(s, _)| s == id) || self.inputs.iter().any(|(s, _)| s == id) {
+        if self.steps.iter().any(|(s, _)| s == id) || self.inputs.iter().any(|i| i.name == id) {
             return plan_err(format!("dataflow \"{}\": step id \"{id}\" is used twice", self.name));
         }
         Ok(())
@@ -129,61 +220,216 @@ impl Dataflow {
         Ok(())
     }
 
-    /// Runs to end of input, reading the inputs' batches round-robin, and returns every
-    /// step's output by step id.
+    /// Splits the flow into its push-driven runtime and the inputs' sources (`None` for
+    /// [`pushed_input`](Self::pushed_input)s), in input order.
+    pub fn into_runtime(self) -> (FlowRuntime, Vec<Option<Box<dyn Source>>>) {
+        let mut inputs = Vec::with_capacity(self.inputs.len());
+        let mut sources = Vec::with_capacity(self.inputs.len());
+        for input in self.inputs {
+            inputs.push((input.name, input.schema));
+            sources.push(input.source);
+        }
+        let ended = vec![false; inputs.len()];
+        (FlowRuntime { name: self.name, inputs, ended, steps: self.steps }, sources)
+    }
+
+    /// Runs to end of input, reading the inputs' batches round-robin, and hands every step's
+    /// output to `emit` as it is produced (so outputs can stream to sinks), ending with each
+    /// step's end-of-input output.
     ///
     /// # Errors
-    /// The first input or operator error, naming its step.
-    pub fn run(mut self) -> Result<BTreeMap<String, WindowOut>> {
-        let mut outs: Vec<Option<WindowOut>> = self.steps.iter().map(|_| None).collect();
-        let mut live: Vec<bool> = vec![true; self.inputs.len()];
+    /// An input that has no source (a pushed input), the first input or operator error, or
+    /// what `emit` returns.
+    pub fn run_with(self, mut emit: impl FnMut(StepOutput) -> Result<()>) -> Result<()> {
+        let (mut runtime, mut sources) = self.into_runtime();
+        if let Some(i) = sources.iter().position(Option::is_none) {
+            return plan_err(format!(
+                "dataflow \"{}\": input \"{}\" is fed by push (windrow serve) and has no source to read",
+                runtime.name, runtime.inputs[i].0
+            ));
+        }
+        let mut live = vec![true; sources.len()];
         while live.iter().any(|l| *l) {
-            for (i, alive) in live.iter_mut().enumerate() {
-                if !*alive {
-                    continue;
-                }
-                let Some(batch) = self.inputs[i].1.next_batch() else {
-                    *alive = false;
-                    for (step, out) in self.steps.iter_mut().zip(outs.iter_mut()) {
-                        if let StepOp::Join { inputs, op } = &mut step.1 {
-                            for (side, _) in inputs.iter().enumerate().filter(|(_, inp)| **inp == i) {
-                                extend(out, op.end_side(side)?);
-                            }
-                        }
+            for (i, source) in sources.iter_mut().enumerate() {
+                let Some(source) = source.as_mut().filter(|_| live[i]) else { continue };
+                let outputs = match source.next_batch() {
+                    None => {
+                        live[i] = false;
+                        runtime.end_input_at(i)?
                     }
-                    continue;
+                    Some(batch) => runtime.push_at(i, &batch?)?,
                 };
-                let batch = batch?;
-                for (step, out) in self.steps.iter_mut().zip(outs.iter_mut()) {
-                    match &mut step.1 {
-                        StepOp::Window { input, op } if *input == i => extend(out, op.push(&batch)?),
-                        StepOp::Join { inputs, op } => {
-                            for side in (0..inputs.len()).filter(|&s| inputs[s] == i) {
-                                extend(out, op.push(side, &batch)?);
-                            }
-                        }
-                        StepOp::Window { .. } => {}
-                    }
-                }
+                outputs.into_iter().try_for_each(&mut emit)?;
             }
         }
-        let mut result = BTreeMap::new();
-        for ((id, step), out) in self.steps.into_iter().zip(outs) {
-            let mut out = out;
-            match step {
-                StepOp::Window { mut op, .. } => {
-                    let empty = op.empty_output();
-                    extend(&mut out, op.finish()?);
-                    result.insert(id, out.unwrap_or(empty));
-                }
-                StepOp::Join { mut op, .. } => {
-                    let empty = op.inner().empty_output();
-                    extend(&mut out, op.finish()?);
-                    result.insert(id, out.unwrap_or(empty));
-                }
+        runtime.finish()?.into_iter().try_for_each(emit)
+    }
+
+    /// Runs to end of input (see [`run_with`](Self::run_with)) and returns every step's
+    /// output by step id.
+    ///
+    /// # Errors
+    /// As [`run_with`](Self::run_with).
+    pub fn run(self) -> Result<BTreeMap<String, WindowOut>> {
+        let mut result: BTreeMap<String, WindowOut> =
+            self.steps.iter().map(|(id, step)| (id.clone(), step.empty_output())).collect();
+        self.run_with(|o| {
+            if let Some(acc) = result.get_mut(&o.step) {
+                acc.extend(o.out);
             }
-        }
+            Ok(())
+        })?;
         Ok(result)
+    }
+}
+
+/// A dataflow driven by pushes: batches for named inputs go in as they arrive; every call
+/// returns what each step emitted. `windrow serve` holds one behind its Flight service.
+pub struct FlowRuntime {
+    name: String,
+    inputs: Vec<(String, SchemaRef)>,
+    ended: Vec<bool>,
+    steps: Vec<(String, StepOp)>,
+}
+
+impl FlowRuntime {
+    /// The flow's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The inputs' names and schemas, in input order.
+    pub fn inputs(&self) -> impl Iterator<Item = (&str, &SchemaRef)> {
+        self.inputs.iter().map(|(n, s)| (n.as_str(), s))
+    }
+
+    /// Every step's outputs: `(step id, port, schema)`, in step then port order.
+    pub fn outputs(&self) -> Vec<(String, Port, SchemaRef)> {
+        let mut outs = Vec::new();
+        for (id, step) in &self.steps {
+            let schemas = step.empty_output().schemas();
+            for (port, schema) in Port::ALL.into_iter().zip(schemas) {
+                outs.push((id.clone(), port, schema));
+            }
+        }
+        outs
+    }
+
+    fn input_index(&self, input: &str) -> Result<usize> {
+        self.inputs.iter().position(|(n, _)| n == input).ok_or_else(|| {
+            let names: Vec<&str> = self.inputs.iter().map(|(n, _)| n.as_str()).collect();
+            WindrowError::Plan(format!(
+                "dataflow \"{}\" has no input \"{input}\"; its inputs are: {}",
+                self.name,
+                names.join(", ")
+            ))
+        })
+    }
+
+    /// Pushes one batch into input `input`; returns what each step fed by it emitted.
+    ///
+    /// # Errors
+    /// An unknown or already ended input, a batch whose schema is not the input's, or the
+    /// first operator error (naming its step).
+    pub fn push(&mut self, input: &str, batch: &RecordBatch) -> Result<Vec<StepOutput>> {
+        let i = self.input_index(input)?;
+        self.push_at(i, batch)
+    }
+
+    fn push_at(&mut self, i: usize, batch: &RecordBatch) -> Result<Vec<StepOutput>> {
+        let (name, schema) = &self.inputs[i];
+        if self.ended[i] {
+            return plan_err(format!("input \"{name}\" has already ended; it takes no more batches"));
+        }
+        if batch.schema().fields() != schema.fields() {
+            return data_err(format!(
+                "input \"{name}\": batch schema {} does not match the input's schema {}",
+                batch.schema(),
+                schema
+            ));
+        }
+        let mut outputs = Vec::new();
+        for (id, step) in &mut self.steps {
+            let out = match step {
+                StepOp::Window { input, op } if *input == i => Some(op.push(batch)?),
+                StepOp::Window { .. } => None,
+                StepOp::Join { inputs, op } => {
+                    let mut acc: Option<WindowOut> = None;
+                    for side in (0..inputs.len()).filter(|&s| inputs[s] == i) {
+                        extend(&mut acc, op.push(side, batch)?);
+                    }
+                    acc
+                }
+            };
+            if let Some(out) = out {
+                outputs.push(StepOutput { step: id.clone(), out });
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Marks input `input` as ended (joins may then close windows that waited for it).
+    ///
+    /// # Errors
+    /// An unknown input, or an operator error.
+    pub fn end_input(&mut self, input: &str) -> Result<Vec<StepOutput>> {
+        let i = self.input_index(input)?;
+        self.end_input_at(i)
+    }
+
+    fn end_input_at(&mut self, i: usize) -> Result<Vec<StepOutput>> {
+        if std::mem::replace(&mut self.ended[i], true) {
+            return Ok(Vec::new());
+        }
+        let mut outputs = Vec::new();
+        for (id, step) in &mut self.steps {
+            if let StepOp::Join { inputs, op } = step {
+                let mut acc: Option<WindowOut> = None;
+                for side in (0..inputs.len()).filter(|&s| inputs[s] == i) {
+                    extend(&mut acc, op.end_side(side)?);
+                }
+                if let Some(out) = acc {
+                    outputs.push(StepOutput { step: id.clone(), out });
+                }
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Live mode timers: every step resamples system time and closes what became due.
+    ///
+    /// # Errors
+    /// The first operator error.
+    pub fn on_timer(&mut self) -> Result<Vec<StepOutput>> {
+        self.steps
+            .iter_mut()
+            .map(|(id, step)| {
+                let out = match step {
+                    StepOp::Window { op, .. } => op.on_timer()?,
+                    StepOp::Join { op, .. } => op.on_timer()?,
+                };
+                Ok(StepOutput { step: id.clone(), out })
+            })
+            .collect()
+    }
+
+    /// End of input for every input: closes all windows (spec §9.3) and returns what each
+    /// step emitted. The runtime takes no more batches afterwards.
+    ///
+    /// # Errors
+    /// The first operator error.
+    pub fn finish(&mut self) -> Result<Vec<StepOutput>> {
+        self.ended.iter_mut().for_each(|e| *e = true);
+        self.steps
+            .iter_mut()
+            .map(|(id, step)| {
+                let out = match step {
+                    StepOp::Window { op, .. } => op.finish()?,
+                    StepOp::Join { op, .. } => op.finish()?,
+                };
+                Ok(StepOutput { step: id.clone(), out })
+            })
+            .collect()
     }
 }
 
@@ -191,5 +437,26 @@ fn extend(acc: &mut Option<WindowOut>, more: WindowOut) {
     match acc {
         Some(a) => a.extend(more),
         None => *acc = Some(more),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<FlowRuntime>();
+    }
+
+    #[test]
+    fn output_names_round_trip() {
+        for port in Port::ALL {
+            let name = port.output_name("per.minute");
+            assert_eq!(Port::parse_output_name(&name), Some(("per.minute", port)));
+        }
+        assert_eq!(Port::parse_output_name("per_minute.window"), None);
+        assert_eq!(Port::parse_output_name("nodot"), None);
     }
 }
