@@ -76,6 +76,11 @@ struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     rows: Option<usize>,
 
+    /// Distinct keys in the generated stream (only without a dataset): for the 100 → 100,000
+    /// keys check.
+    #[arg(long, value_name = "K", default_value_t = 1000, value_parser = parse_positive)]
+    keys: usize,
+
     /// Key shards processed in parallel. [default: $WINDROW_BENCH_THREADS, else 1]
     #[arg(long, value_name = "T", value_parser = parse_positive)]
     threads: Option<usize>,
@@ -604,8 +609,11 @@ fn bench(args: BenchArgs) -> Result<(), String> {
     };
     let (schema, mut batches) = match &data {
         Some(path) => ParquetSource::read_all(path).map_err(|e| e.to_string())?,
-        None => generate(args.rows.unwrap_or(1_000_000), 1000, 7, 65_536),
+        None => generate(args.rows.unwrap_or(1_000_000), args.keys, 7, 65_536),
     };
+    if data.is_some() && args.keys != 1000 {
+        return Err("--keys applies to the generated stream only; a dataset brings its own keys".into());
+    }
     if let (Some(_), Some(limit)) = (&data, args.rows) {
         let mut left = limit;
         batches = batches
@@ -619,6 +627,7 @@ fn bench(args: BenchArgs) -> Result<(), String> {
     }
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let source = data.as_ref().map_or_else(|| "generated".to_string(), |p| p.display().to_string());
+    let source = if data.is_none() { format!("{source} ({} keys)", args.keys) } else { source };
     eprintln!("windrow bench: {rows} rows from {source}, {threads} thread(s), median of {} run(s)", args.runs);
     for case in cases {
         reset_peak_rss();

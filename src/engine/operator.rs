@@ -19,6 +19,9 @@ use crate::error::{Result, WindrowError, config_err, plan_err};
 use crate::time::{BoundTime, Clock, POS_INF, TimeSource, Wait, WatermarkScope, duration_to_unit, nanos_to_unit_floor};
 use crate::window::{BoundWindower, Windower};
 
+/// Rows per chunk when a batch is checked and sharded in parallel.
+const NORMALISE_CHUNK: usize = 16 * 1024;
+
 /// What a window operator computes per window.
 #[derive(Clone)]
 pub(crate) enum AggSpec {
@@ -307,7 +310,7 @@ impl WindowOpBuilder {
         };
         let time_source = self.time_source.unwrap_or_default();
         let sys_now = nanos_to_unit_floor(time_source.now_nanos(), unit);
-        let shards = (0..self.threads).map(|_| Shard::new(&keys, factory.create())).collect();
+        let shards = (0..self.threads).map(|_| Shard::new(factory.create())).collect();
         let scope = if system { WatermarkScope::PerStream } else { self.scope };
         Ok(WindowOperator {
             step_id: self.step_id,
@@ -558,15 +561,18 @@ impl WindowOperator {
         // the batch's one (monotonic) system instant, sampled above.
         let now_ns = crate::time::unit_to_nanos_saturating(self.sys_now, self.unit);
         let times = self.time.read(batch, now_ns, self.unit)?;
-        let keys = self.keys.encode(batch)?;
-        let mut errors: Vec<(u32, String)> = Vec::new();
+        let nshards = self.shards.len();
+        let keys = self.keys.encode(batch, (nshards > 1).then_some(&*self.pool))?;
         let fixed = match self.cfg.windower {
             BoundWindower::Fixed(f) => Some(f),
             BoundWindower::Session { .. } => None,
         };
-        let mut valid = Vec::with_capacity(n);
-        for r in 0..n {
-            let reason = if let Some(ki) = keys.null_key.as_ref().and_then(|v| v[r]) {
+
+        // Check and shard by key hash, in row chunks on the pool: each chunk keeps arrival
+        // order, and chunks are concatenated in order, so each shard sees its rows in arrival
+        // order.
+        let check = |r: usize| -> Option<String> {
+            if let Some(ki) = keys.null_key.as_ref().and_then(|v| v[r]) {
                 Some(format!("null key column \"{}\"", self.keys.name(ki)))
             } else if let Some(reason) = times.invalid.as_ref().and_then(|v| v[r]) {
                 Some(reason.to_string())
@@ -574,45 +580,67 @@ impl WindowOperator {
                 Some("window bounds out of range".to_string())
             } else {
                 None
-            };
-            match reason {
-                Some(reason) => {
-                    if self.strict {
-                        return Err(WindrowError::Data(format!(
-                            "step \"{}\": input batch {seq}, row {r}: {reason} (event time from {})",
-                            self.step_id,
-                            self.time.describe()
-                        )));
-                    }
-                    errors.push((r as u32, reason));
-                }
-                None => valid.push(r as u32),
             }
+        };
+        // Per chunk: the refused rows with their reasons, and each shard's rows.
+        type Split = (Vec<(u32, String)>, Vec<Vec<u32>>);
+        let split = |range: std::ops::Range<usize>| -> Split {
+            let mut errors = Vec::new();
+            let mut parts: Vec<Vec<u32>> = vec![Vec::with_capacity(range.len() / nshards + 1); nshards];
+            for r in range {
+                match check(r) {
+                    Some(reason) => errors.push((r as u32, reason)),
+                    None if nshards == 1 => parts[0].push(r as u32),
+                    None => parts[(keys.hashes[r] % nshards as u64) as usize].push(r as u32),
+                }
+            }
+            (errors, parts)
+        };
+        let chunks: Vec<Split> = if nshards == 1 || n < 2 * NORMALISE_CHUNK {
+            vec![split(0..n)]
+        } else {
+            let ranges: Vec<_> = (0..n).step_by(NORMALISE_CHUNK).map(|a| a..n.min(a + NORMALISE_CHUNK)).collect();
+            self.pool.install(|| ranges.into_par_iter().map(split).collect())
+        };
+        let mut errors: Vec<(u32, String)> = Vec::new();
+        let mut parts: Vec<Vec<u32>> = vec![Vec::new(); nshards];
+        for (chunk_errors, chunk_parts) in chunks {
+            errors.extend(chunk_errors);
+            for (all, part) in parts.iter_mut().zip(chunk_parts) {
+                if all.is_empty() {
+                    *all = part;
+                } else {
+                    all.extend_from_slice(&part);
+                }
+            }
+        }
+        if self.strict
+            && let Some((r, reason)) = errors.first()
+        {
+            return Err(WindrowError::Data(format!(
+                "step \"{}\": input batch {seq}, row {r}: {reason} (event time from {})",
+                self.step_id,
+                self.time.describe()
+            )));
         }
 
         // Per-stream lateness is a prefix maximum over the whole batch, before sharding.
         let stream_late: Option<Vec<bool>> = (self.scope == WatermarkScope::PerStream).then(|| {
             let mut late = vec![false; n];
-            for &r in &valid {
-                let ts = times.values[r as usize];
+            let mut refused = errors.iter().map(|e| e.0 as usize).peekable();
+            for (r, is_late) in late.iter_mut().enumerate() {
+                if refused.next_if_eq(&r).is_some() {
+                    continue;
+                }
+                let ts = times.values[r];
                 let cand = self.cfg.wait.and_then(|w| ts.checked_sub(w));
                 let w = self.stream_clock.offer(cand, self.sys_now);
-                late[r as usize] = ts < w;
+                *is_late = ts < w;
             }
             late
         });
         let stream_w = self.stream_clock.current(self.sys_now);
 
-        // Shard by key hash, keeping arrival order within each shard.
-        let nshards = self.shards.len();
-        let mut parts: Vec<Vec<u32>> = vec![Vec::new(); nshards];
-        if nshards == 1 {
-            parts[0] = valid;
-        } else {
-            for r in valid {
-                parts[(keys.hashes[r as usize] % nshards as u64) as usize].push(r);
-            }
-        }
         let lateness = match &stream_late {
             Some(late) => Lateness::Stream { late, watermark: stream_w },
             None => Lateness::PerKey,
@@ -665,7 +693,8 @@ impl WindowOperator {
         pairs: &[(u32, i64)],
     ) -> Result<RecordBatch> {
         self.metrics.late_rows += pairs.len() as u64;
-        let mut cols = self.keys.decode(pairs.iter().map(|(r, _)| keys.rows.row(*r as usize)))?;
+        let rows: Vec<u32> = pairs.iter().map(|(r, _)| *r).collect();
+        let mut cols = self.keys.decode_batch(keys, &rows)?;
         cols.push(Arc::new(pairs.iter().map(|p| p.1).collect::<Int64Array>()));
         let idx: UInt32Array = pairs.iter().map(|p| p.0).collect();
         for &c in &self.late_columns {

@@ -137,9 +137,9 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    pub fn new(keys: &BoundKeys, agg: Box<dyn SlotAgg>) -> Self {
+    pub fn new(agg: Box<dyn SlotAgg>) -> Self {
         Shard {
-            keys: KeyTable::new(keys.empty_rows()),
+            keys: KeyTable::default(),
             clocks: Vec::new(),
             fixed: Vec::new(),
             sessions: Vec::new(),
@@ -489,6 +489,13 @@ impl Shard {
         self.open_windows -= closed.len();
         self.freed.extend_from_slice(&slots);
 
+        // Key columns of the closed windows, decoded once for `meta` and (usually) `down`.
+        let key_arrays = if closed.is_empty() {
+            Vec::new()
+        } else {
+            keys.decode_interned(&self.keys, closed.iter().map(|c| c.key))?
+        };
+
         // Down rows: one per closed window, or (joins) whatever was emitted while applying
         // and closing, each tagged with its window at that moment.
         let down = if self.agg.emits_rows() {
@@ -505,7 +512,8 @@ impl Shard {
                         })
                         .collect::<Option<_>>()
                         .ok_or_else(|| WindrowError::Internal("emitted row without a window".into()))?;
-                    Some(self.window_rows(keys, down_schema, ts_type, &windows, e.columns)?)
+                    let key_cols = keys.decode_interned(&self.keys, windows.iter().map(|w| w.0))?;
+                    Some(window_rows(key_cols, down_schema, ts_type, &windows, e.columns)?)
                 }
                 _ => None,
             }
@@ -513,14 +521,13 @@ impl Shard {
             None
         } else {
             let windows: Vec<OpCtx> = closed.iter().map(|c| (c.key, c.id, c.start, c.end)).collect();
-            Some(self.window_rows(keys, down_schema, ts_type, &windows, results)?)
+            Some(window_rows(key_arrays.clone(), down_schema, ts_type, &windows, results)?)
         };
         self.release_freed();
         if closed.is_empty() {
             return Ok(ShardOutput { down, meta: None });
         }
 
-        let key_arrays = keys.decode(closed.iter().map(|c| self.keys.rows.row(c.key as usize)))?;
         let ids: ArrayRef = Arc::new(closed.iter().map(|c| c.id).collect::<Int64Array>());
         let merged_values: Int64Array = closed.iter().flat_map(|c| c.merged.iter().copied()).collect();
         let offsets = OffsetBuffer::from_lengths(closed.iter().map(|c| c.merged.len()));
@@ -539,23 +546,6 @@ impl Shard {
         Ok(ShardOutput { down, meta: Some(meta) })
     }
 
-    /// Key, window id and bounds for each row, followed by the result columns.
-    fn window_rows(
-        &self,
-        keys: &BoundKeys,
-        schema: &SchemaRef,
-        ts_type: &DataType,
-        windows: &[OpCtx],
-        results: Vec<ArrayRef>,
-    ) -> Result<RecordBatch> {
-        let mut cols = keys.decode(windows.iter().map(|w| self.keys.rows.row(w.0 as usize)))?;
-        cols.push(Arc::new(windows.iter().map(|w| w.1).collect::<Int64Array>()));
-        cols.push(ts_array(windows.iter().map(|w| w.2), ts_type)?);
-        cols.push(ts_array(windows.iter().map(|w| w.3), ts_type)?);
-        cols.extend(results);
-        Ok(RecordBatch::try_new(schema.clone(), cols)?)
-    }
-
     fn release_freed(&mut self) {
         self.free_slots.append(&mut self.freed);
     }
@@ -564,6 +554,21 @@ impl Shard {
     pub fn retained_batches(&self) -> usize {
         self.store.len()
     }
+}
+
+/// Key, window id and bounds for each row, followed by the result columns.
+fn window_rows(
+    mut cols: Vec<ArrayRef>,
+    schema: &SchemaRef,
+    ts_type: &DataType,
+    windows: &[OpCtx],
+    results: Vec<ArrayRef>,
+) -> Result<RecordBatch> {
+    cols.push(Arc::new(windows.iter().map(|w| w.1).collect::<Int64Array>()));
+    cols.push(ts_array(windows.iter().map(|w| w.2), ts_type)?);
+    cols.push(ts_array(windows.iter().map(|w| w.3), ts_type)?);
+    cols.extend(results);
+    Ok(RecordBatch::try_new(schema.clone(), cols)?)
 }
 
 fn ts_array(values: impl Iterator<Item = i64>, ts_type: &arrow::datatypes::DataType) -> Result<ArrayRef> {
