@@ -134,6 +134,7 @@ pub(crate) struct Shard {
     freed: Vec<u32>,
     queue_releases: Vec<u64>,
     closed: Vec<Closed>,
+    closed_sessions: Vec<Session>,
 }
 
 impl Shard {
@@ -161,6 +162,7 @@ impl Shard {
             freed: Vec::new(),
             queue_releases: Vec::new(),
             closed: Vec::new(),
+            closed_sessions: Vec::new(),
         }
     }
 
@@ -349,13 +351,14 @@ impl Shard {
                 }
             }
             BoundWindower::Session { gap } => {
-                let mut out = Vec::new();
+                let mut out = std::mem::take(&mut self.closed_sessions);
                 self.sessions[ku].close(w, gap, &mut out);
-                for s in out {
+                for s in out.drain(..) {
                     let Session { id, first, last, mut merged, slot } = s;
                     merged.sort_unstable();
                     self.closed.push(Closed { key: k, id, start: first, end: last, slot, merged });
                 }
+                self.closed_sessions = out;
                 if self.sessions[ku].live.is_empty() {
                     self.sessions[ku].live.shrink_to(2);
                 }

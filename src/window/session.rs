@@ -23,6 +23,9 @@ pub(crate) struct Merge {
     pub target_id: i64,
 }
 
+/// Marks a session merged away during a sweep (slots are dense indices, never `u32::MAX`).
+const REMOVED: u32 = u32::MAX;
+
 /// The session windower state of one key.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Sessions {
@@ -87,28 +90,36 @@ impl Sessions {
         if self.live.len() < 2 {
             return;
         }
-        let mut order: Vec<usize> = (0..self.live.len()).collect();
-        order.sort_by_key(|&i| self.live[i].first);
-        let mut removed = vec![false; self.live.len()];
-        let mut current = order[0];
-        for &next in &order[1..] {
+        // The sweep visits sessions by `first`, ties in creation order. Sessions are usually
+        // created in time order already; then the order is the identity and needs no sort.
+        let n = self.live.len();
+        let sorted = self.live.windows(2).all(|w| w[0].first <= w[1].first);
+        let mut order: Vec<usize> = Vec::new();
+        if !sorted {
+            order.extend(0..n);
+            order.sort_by_key(|&i| self.live[i].first);
+        }
+        let at = |j: usize| if sorted { j } else { order[j] };
+        let mut any_removed = false;
+        let mut current = at(0);
+        for j in 1..n {
+            let next = at(j);
             if within(self.live[next].first, self.live[current].last, gap) {
                 let (next_last, next_id, next_slot) = (self.live[next].last, self.live[next].id, self.live[next].slot);
                 let cur = &mut self.live[current];
                 cur.last = cur.last.max(next_last);
                 cur.merged.push(next_id);
                 merges.push(Merge { original_slot: next_slot, target_slot: cur.slot, target_id: cur.id });
-                removed[next] = true;
+                // A merged-away session is marked by an impossible slot and dropped below.
+                self.live[next].slot = REMOVED;
+                any_removed = true;
             } else {
                 current = next;
             }
         }
-        let mut i = 0;
-        self.live.retain(|_| {
-            let keep = !removed[i];
-            i += 1;
-            keep
-        });
+        if any_removed {
+            self.live.retain(|s| s.slot != REMOVED);
+        }
     }
 
     /// Removes and returns (in creation order) every session with `last < w − gap`.
@@ -120,14 +131,7 @@ impl Sessions {
             return;
         }
         let closes_all = w == crate::time::POS_INF;
-        self.live.retain(|s| {
-            if closes_all || s.last < limit {
-                out.push(s.clone());
-                false
-            } else {
-                true
-            }
-        });
+        out.extend(self.live.extract_if(.., |s| closes_all || s.last < limit));
     }
 }
 
