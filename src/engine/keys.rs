@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt32Array};
+use arrow::buffer::OffsetBuffer;
 use arrow::compute::take;
 use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -237,13 +238,18 @@ impl BoundKeys {
     pub fn decode_interned(&self, table: &KeyTable, ids: impl ExactSizeIterator<Item = u32>) -> Result<Vec<ArrayRef>> {
         match self.encoding {
             Encoding::Utf8 => {
-                let mut b = StringBuilder::with_capacity(ids.len(), ids.len() * 8);
+                // Gather the bytes, then validate UTF-8 once for the whole array.
+                let mut values = Vec::with_capacity(ids.len() * 8);
+                let mut offsets = Vec::with_capacity(ids.len() + 1);
+                offsets.push(0i32);
                 for k in ids {
-                    let s = std::str::from_utf8(table.key(k))
-                        .map_err(|e| WindrowError::Internal(format!("interned string key is not UTF-8: {e}")))?;
-                    b.append_value(s);
+                    values.extend_from_slice(table.key(k));
+                    let end = i32::try_from(values.len())
+                        .map_err(|_| WindrowError::Internal("closed windows' keys exceed 2 GiB".into()))?;
+                    offsets.push(end);
                 }
-                Ok(vec![Arc::new(b.finish())])
+                let array = StringArray::try_new(OffsetBuffer::new(offsets.into()), values.into(), None)?;
+                Ok(vec![Arc::new(array)])
             }
             Encoding::Rows => {
                 let parser = self.converter.parser();
