@@ -163,6 +163,89 @@ pub fn bench_schema() -> SchemaRef {
     ]))
 }
 
+/// Stage-level entry points for the kernel benchmarks (`benches/kernels.rs`): each runs one
+/// stage of the engine's per-batch path — window assignment, per-key watermark and late mask,
+/// key interning, accumulator updates — with the engine's own code, in isolation. They exist
+/// to be timed; they are not a stable API.
+pub mod kernels {
+    use arrow::array::RecordBatch;
+    use arrow::datatypes::{SchemaRef, TimeUnit};
+
+    use crate::agg::{AggFactory, BatchStore, BatchView, BuiltinFactory};
+    use crate::engine::{BoundKeys, ClockState, KeySpec, KeyTable};
+    use crate::error::{Result, plan_err};
+    use crate::prelude::Agg;
+    use crate::window::{BoundWindower, Windower};
+
+    /// Window assignment: the id range of every timestamp (in `unit` ticks) under a tumbling
+    /// or sliding windower. Returns the number of (row, window) pairs.
+    ///
+    /// # Errors
+    /// A session windower (sessions are assigned per key, not by arithmetic), or parameters
+    /// not representable in `unit`.
+    pub fn assign(windower: &Windower, unit: TimeUnit, times: &[i64]) -> Result<u64> {
+        let BoundWindower::Fixed(f) = windower.bind(unit)? else {
+            return plan_err("kernels::assign takes a tumbling or sliding windower");
+        };
+        let mut pairs = 0u64;
+        for &ts in times {
+            if let Some((first, last)) = f.ids(ts) {
+                pairs += (last - first + 1) as u64;
+            }
+        }
+        Ok(pairs)
+    }
+
+    /// Per-key watermark and late mask (spec §4.1, replay mode): `keys[i]` is row `i`'s dense
+    /// key id (below `key_count`), `wait` in ticks. Returns the number of late rows.
+    pub fn watermark_and_late(keys: &[u32], times: &[i64], key_count: usize, wait: i64) -> usize {
+        let mut clocks = vec![ClockState::new(0); key_count];
+        let mut late = 0;
+        for (&k, &ts) in keys.iter().zip(times) {
+            let w = clocks[k as usize].offer(ts.checked_sub(wait), 0);
+            late += usize::from(ts < w);
+        }
+        late
+    }
+
+    /// Key interning: encodes and hashes each batch's `key_columns` and interns every row's
+    /// key in one table. Returns the number of distinct keys.
+    ///
+    /// # Errors
+    /// Missing key columns or unsupported key types.
+    pub fn intern(schema: &SchemaRef, key_columns: &[&str], batches: &[RecordBatch]) -> Result<usize> {
+        let keys = BoundKeys::bind(&KeySpec::columns(key_columns.iter().copied()), schema)?;
+        let mut table = KeyTable::default();
+        for batch in batches {
+            let encoded = keys.encode(batch, None)?;
+            for r in 0..batch.num_rows() {
+                table.intern(&encoded, r);
+            }
+        }
+        Ok(table.len())
+    }
+
+    /// Accumulator updates: applies every row of `batch` to slot `slots[row]` for the given
+    /// built-in aggregates, then evaluates every slot. Returns the number of result rows.
+    ///
+    /// # Errors
+    /// What binding the aggregates reports.
+    pub fn accumulate(aggs: &[Agg], batch: &RecordBatch, slots: &[u32]) -> Result<usize> {
+        let factory = BuiltinFactory::bind(aggs, &batch.schema())?;
+        let mut agg = factory.create();
+        let slot_count = slots.iter().max().map_or(0, |m| *m as usize + 1);
+        agg.ensure_slots(slot_count);
+        let mut store = BatchStore::default();
+        store.pin(0, batch);
+        let rows: Vec<u32> = (0..batch.num_rows() as u32).collect();
+        agg.update(&BatchView { seq: 0, batch }, &rows, slots, &mut store)?;
+        let all: Vec<u32> = (0..slot_count as u32).collect();
+        let out = agg.evaluate(&all, &mut store)?;
+        store.unpin(0);
+        Ok(out.first().map_or(0, |a| a.len()))
+    }
+}
+
 /// The process's peak resident set size so far (Linux `VmHWM`), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

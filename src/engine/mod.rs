@@ -5,7 +5,8 @@ mod keys;
 mod operator;
 mod shard;
 
-pub(crate) use keys::BoundKeys;
 pub use keys::KeySpec;
+pub(crate) use keys::{BoundKeys, KeyTable};
 pub(crate) use operator::{AggSpec, fold_factory};
 pub use operator::{Metrics, WindowOpBuilder, WindowOperator, WindowOut};
+pub(crate) use shard::ClockState;
