@@ -34,19 +34,23 @@ fn assign(c: &mut Criterion) {
     let mut group = c.benchmark_group("assign");
     group.throughput(Throughput::Elements(ROWS as u64));
     let windowers: [(&str, Windower); 3] = [
-        ("tumbling_1m", TumblingWindower::new(TimeDelta::minutes(1)).map(Windower::from).unwrap()),
+        ("tumbling_1m", TumblingWindower::new(TimeDelta::minutes(1)).map(Windower::from).expect("valid windower")),
         (
             "sliding_5m_1m",
-            SlidingWindower::new(TimeDelta::minutes(5), TimeDelta::minutes(1)).map(Windower::from).unwrap(),
+            SlidingWindower::new(TimeDelta::minutes(5), TimeDelta::minutes(1))
+                .map(Windower::from)
+                .expect("valid windower"),
         ),
         (
             "sliding_90s_60s",
-            SlidingWindower::new(TimeDelta::seconds(90), TimeDelta::seconds(60)).map(Windower::from).unwrap(),
+            SlidingWindower::new(TimeDelta::seconds(90), TimeDelta::seconds(60))
+                .map(Windower::from)
+                .expect("valid windower"),
         ),
     ];
     for (name, w) in windowers {
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter(|| kernels::assign(&w, TimeUnit::Microsecond, black_box(&times)).unwrap())
+            b.iter(|| kernels::assign(&w, TimeUnit::Microsecond, black_box(&times)).expect("kernel run"))
         });
     }
     group.finish();
@@ -71,7 +75,7 @@ fn intern(c: &mut Criterion) {
     for keys in [100usize, 1000, 100_000] {
         let (schema, batches) = generate(ROWS, keys, SEED, 65_536);
         group.bench_function(BenchmarkId::from_parameter(format!("{keys}keys")), |b| {
-            b.iter(|| kernels::intern(&schema, &["key"], black_box(&batches)).unwrap())
+            b.iter(|| kernels::intern(&schema, &["key"], black_box(&batches)).expect("kernel run"))
         });
     }
     group.finish();
@@ -92,7 +96,7 @@ fn accumulate(c: &mut Criterion) {
     ];
     for (name, aggs) in cases {
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter(|| kernels::accumulate(&aggs, black_box(batch), black_box(&slots)).unwrap())
+            b.iter(|| kernels::accumulate(&aggs, black_box(batch), black_box(&slots)).expect("kernel run"))
         });
     }
     group.finish();
