@@ -14,7 +14,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::compute::cast;
 use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -270,7 +270,9 @@ impl Runner {
                         if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) }
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(RecordBatch::try_new(Arc::clone(&self.schema), cols)?)
+                // The row count matters when a query reads no column (`SELECT count(*)`).
+                let opts = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+                Ok(RecordBatch::try_new_with_options(Arc::clone(&self.schema), cols, &opts)?)
             })
             .collect()
     }

@@ -23,7 +23,7 @@ use datafusion::common::{Column, DataFusionError, TableReference};
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::expr::{AggregateFunction, AggregateFunctionParams};
-use datafusion::logical_expr::{AggregateUDF, Expr, LogicalPlan, LogicalPlanBuilder, Projection};
+use datafusion::logical_expr::{Aggregate, AggregateUDF, Distinct, Expr, LogicalPlan, LogicalPlanBuilder, Projection};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::future::BoxFuture;
@@ -98,6 +98,16 @@ enum Source {
 }
 
 fn rewrite(plan: LogicalPlan) -> DfResult<Transformed<LogicalPlan>> {
+    // SELECT DISTINCT <columns> over a window function is a GROUP BY without aggregates (the
+    // optimizer would make it one later; the window function must be gone by then).
+    if let LogicalPlan::Distinct(Distinct::All(input)) = &plan
+        && let LogicalPlan::Projection(p) = input.as_ref()
+        && window_input(&p.input).is_some()
+        && p.expr.iter().all(|e| matches!(e, Expr::Column(_)))
+    {
+        let agg = Aggregate::try_new(Arc::clone(&p.input), p.expr.clone(), Vec::new())?;
+        return rewrite(LogicalPlan::Aggregate(agg));
+    }
     let LogicalPlan::Aggregate(agg) = &plan else {
         return Ok(Transformed::no(plan));
     };
@@ -276,7 +286,7 @@ impl WindowAggTable {
             });
         }
         let schema = prepared_schema(&child_schema, &prep)?;
-        let windrow_aggs: Vec<Agg> = self
+        let mut windrow_aggs: Vec<Agg> = self
             .aggs
             .iter()
             .zip(arg_columns)
@@ -292,6 +302,10 @@ impl WindowAggTable {
                 agg.alias(format!("__windrow_agg{j}"))
             })
             .collect();
+        if windrow_aggs.is_empty() {
+            // A GROUP BY without aggregates (a DISTINCT over windows): the operator needs one.
+            windrow_aggs.push(Agg::count().alias("__windrow_unused"));
+        }
         let mut builder = self.def.builder(&self.describe, &schema, &self.keys, windrow_aggs);
         for (name, _) in &prep {
             builder = builder.hide(name.clone());

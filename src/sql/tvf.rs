@@ -236,9 +236,13 @@ impl TableFunctionImpl for WindowFunction {
         };
         let shown: Vec<String> = values
             .iter()
-            .map(|v| match v.try_as_str().flatten() {
-                Some(s) => format!("'{s}'"),
-                None => v.to_string(),
+            .map(|v| match (v.try_as_str().flatten(), self.duration(Some(v), "")) {
+                (Some(s), _) => format!("'{s}'"),
+                (None, Ok(d)) => show_duration(d),
+                (None, Err(_)) if matches!(v.data_type(), DataType::Timestamp(..)) && !v.is_null() => {
+                    self.instant(v).map_or_else(|_| v.to_string(), |t| t.to_rfc3339())
+                }
+                (None, Err(_)) => v.to_string(),
             })
             .collect();
         let describe = format!("{}({})", self.name(), shown.join(", "));
@@ -304,6 +308,27 @@ impl WindowFunction {
             v => return Ok(epoch + self.duration(Some(v), "offset")?),
         };
         ts.map_or_else(|| self.err(format!("`offset` {} is out of range", show(Some(v)))), Ok)
+    }
+}
+
+/// A duration in the largest unit that divides it: `1m`, `90s`, `500ms`.
+fn show_duration(d: TimeDelta) -> String {
+    const UNITS: [(i64, &str); 7] = [
+        (86_400_000_000_000, "d"),
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+        (1_000, "us"),
+        (1, "ns"),
+    ];
+    match d.num_nanoseconds() {
+        Some(0) => "0s".into(),
+        Some(ns) => UNITS
+            .iter()
+            .find(|(per, _)| ns % per == 0)
+            .map_or_else(|| format!("{ns}ns"), |(per, u)| format!("{}{u}", ns / per)),
+        None => format!("{}s", d.num_seconds()),
     }
 }
 
