@@ -45,6 +45,7 @@ pub mod error;
 pub mod flow;
 pub mod ops;
 pub mod source;
+pub mod sql;
 pub mod time;
 pub mod window;
 

@@ -61,6 +61,63 @@ enum Command {
     /// Measure throughput on the benchmark cases; prints one JSON line per case (the format
     /// `shared/bench/peers.py --windrow-cmd` reads).
     Bench(BenchArgs),
+    /// Run SQL (DataFusion) over Parquet, Arrow IPC or CSV files, including windrow's window
+    /// table functions: tumble, hop, session and their _late companions.
+    Sql(SqlArgs),
+}
+
+/// The options of `windrow sql`.
+#[derive(Args, Debug)]
+#[command(after_help = "Window table functions (see README \"SQL\"):\n  \
+    tumble(table, time_column, size [, wait [, offset [, scope]]])\n  \
+    hop(table, time_column, slide, size [, wait [, offset [, scope]]])\n  \
+    session(table, time_column, gap [, wait [, scope]])\n  \
+    tumble_late / hop_late / session_late: the same, with the key columns ('user') after the sizes\n\n\
+    Example:\n  windrow sql --table clicks=data/clicks.parquet \\\n    \"SELECT user, window_start, count(*) FROM \
+    tumble('clicks', 'ts', INTERVAL '1 minute', INTERVAL '30 seconds') GROUP BY user, window_start, window_end\"")]
+struct SqlArgs {
+    /// A table to query: NAME=PATH, the format chosen by extension (.parquet, .arrow/.ipc/.feather,
+    /// .csv with a header row). Repeat for several tables.
+    #[arg(long = "table", value_name = "NAME=PATH", value_parser = parse_table)]
+    tables: Vec<(String, PathBuf)>,
+
+    /// Output format: an aligned table, CSV with a header, or a JSON array of objects.
+    #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+    format: SqlFormat,
+
+    /// The SQL query.
+    query: String,
+}
+
+/// `--format` of `windrow sql`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SqlFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+fn parse_table(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.trim().is_empty() && !path.trim().is_empty() => {
+            Ok((name.trim().to_string(), PathBuf::from(path.trim())))
+        }
+        _ => Err(format!("invalid table \"{text}\": expected NAME=PATH, e.g. clicks=data/clicks.parquet")),
+    }
+}
+
+/// `windrow sql`: the work is in `windrow::sql`; this only sets up the async runtime.
+fn sql(args: SqlArgs) -> Result<(), String> {
+    let format = match args.format {
+        SqlFormat::Table => windrow::sql::Format::Table,
+        SqlFormat::Csv => windrow::sql::Format::Csv,
+        SqlFormat::Json => windrow::sql::Format::Json,
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let out =
+        runtime.block_on(windrow::sql::run_on_files(&args.tables, &args.query, format)).map_err(|e| e.to_string())?;
+    print!("{out}");
+    Ok(())
 }
 
 /// The options of `windrow bench`.
@@ -684,6 +741,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Run(args)) => run(args),
         Some(Command::Bench(args)) => bench(args),
+        Some(Command::Sql(args)) => sql(args),
         None => run(cli.run),
     };
     match result {

@@ -1,0 +1,21 @@
+-- scope 'stream': one watermark for all users. b@12 s moves it to 12 s, so a@5 s is late and
+-- a's [0 s, 10 s) holds only 1 s. (With the default per-key scope a@5 s is on time:
+-- scope_key.sql.)
+CREATE TABLE events AS
+SELECT column1 AS user, column2 AS ts, column3 AS value FROM (VALUES
+    ('a', TIMESTAMP '2024-01-01 00:00:01', 1.0),
+    ('b', TIMESTAMP '2024-01-01 00:00:12', 2.0),
+    ('a', TIMESTAMP '2024-01-01 00:00:05', 3.0)
+);
+
+SELECT user, window_start, count(*) AS n, sum(value) AS total
+FROM tumble('events', 'ts', INTERVAL '10 seconds', NULL, NULL, 'stream')
+GROUP BY user, window_start, window_end
+ORDER BY user;
+----
++------+----------------------+---+-------+
+| user | window_start         | n | total |
++------+----------------------+---+-------+
+| a    | 2024-01-01T00:00:00Z | 1 | 1.0   |
+| b    | 2024-01-01T00:00:10Z | 1 | 2.0   |
++------+----------------------+---+-------+
