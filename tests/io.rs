@@ -1,6 +1,8 @@
 //! Round trips through every file source and sink, and clear errors for malformed and
 //! truncated files.
 
+#![allow(clippy::unwrap_used, reason = "a test should fail loudly on an unexpected error")]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -484,7 +484,7 @@ fn flag_pipeline(args: &RunArgs) -> Result<(Pipeline, String), String> {
         }],
         outputs,
     };
-    Ok((Pipeline::from_spec(spec, "."), describe))
+    Ok((Pipeline::from_spec(spec, ".").with_origin("windrow run"), describe))
 }
 
 fn run(args: RunArgs) -> Result<(), String> {

@@ -184,6 +184,13 @@ impl Pipeline {
         })
     }
 
+    /// Names where the pipeline came from in error messages (default: `pipeline` or the
+    /// file's path).
+    pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = origin.into();
+        self
+    }
+
     /// Resolves relative output paths against `dir` instead of the pipeline's folder.
     pub fn with_output_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.output_dir = Some(dir.as_ref().to_path_buf());
