@@ -124,34 +124,72 @@ pub fn run_case(case: BenchCase, schema: &SchemaRef, batches: &[RecordBatch], th
 /// `ts = base − U[0, 20 s)` in microseconds, a uniform key among `keys` (`k0000`, …), and an
 /// integer value 0..99 as `f64`.
 pub fn generate(rows: usize, keys: usize, seed: u64, batch_rows: usize) -> (SchemaRef, Vec<RecordBatch>) {
-    let schema = bench_schema();
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let names: Vec<String> = (0..keys.max(1)).map(|k| format!("k{k:04}")).collect();
-    let base = 1_704_067_200_000_000i64; // 2024-01-01T00:00:00Z in µs
-    let mut batches = Vec::new();
-    let mut i = 0usize;
-    while i < rows {
-        let n = batch_rows.max(1).min(rows - i);
+    let generator = Generator::new(rows, keys, seed, batch_rows);
+    (generator.schema(), generator.collect())
+}
+
+/// The stream of [`generate`], produced one batch at a time (bounded memory for any size);
+/// the same seed gives the same rows whatever the batch size.
+pub struct Generator {
+    schema: SchemaRef,
+    rng: SmallRng,
+    names: Vec<String>,
+    rows: usize,
+    next: usize,
+    batch_rows: usize,
+}
+
+impl Generator {
+    /// `rows` rows over `keys` keys, `batch_rows` rows per batch.
+    pub fn new(rows: usize, keys: usize, seed: u64, batch_rows: usize) -> Self {
+        Generator {
+            schema: bench_schema(),
+            rng: SmallRng::seed_from_u64(seed),
+            names: (0..keys.max(1)).map(|k| format!("k{k:04}")).collect(),
+            rows,
+            next: 0,
+            batch_rows: batch_rows.max(1),
+        }
+    }
+
+    /// [`bench_schema`].
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Rows produced so far.
+    pub fn rows_done(&self) -> usize {
+        self.next
+    }
+}
+
+impl Iterator for Generator {
+    type Item = RecordBatch;
+
+    fn next(&mut self) -> Option<RecordBatch> {
+        let base = 1_704_067_200_000_000i64; // 2024-01-01T00:00:00Z in µs
+        let i = self.next;
+        if i >= self.rows {
+            return None;
+        }
+        let n = self.batch_rows.min(self.rows - i);
         let mut k = Vec::with_capacity(n);
         let mut ts = Vec::with_capacity(n);
         let mut v = Vec::with_capacity(n);
         for j in i..i + n {
-            k.push(names[rng.random_range(0..names.len())].as_str());
-            ts.push(base + j as i64 * 18_000 - rng.random_range(0..20_000_000));
-            v.push(f64::from(rng.random_range(0..100u8)));
+            k.push(self.names[self.rng.random_range(0..self.names.len())].as_str());
+            ts.push(base + j as i64 * 18_000 - self.rng.random_range(0..20_000_000));
+            v.push(f64::from(self.rng.random_range(0..100u8)));
         }
         let cols: Vec<arrow::array::ArrayRef> = vec![
             Arc::new(StringArray::from(k)),
             Arc::new(TimestampMicrosecondArray::from(ts).with_timezone("UTC")),
             Arc::new(Float64Array::from(v)),
         ];
+        self.next += n;
         // The columns match the schema by construction.
-        if let Ok(b) = RecordBatch::try_new(schema.clone(), cols) {
-            batches.push(b);
-        }
-        i += n;
+        RecordBatch::try_new(self.schema.clone(), cols).ok()
     }
-    (schema, batches)
 }
 
 /// `key: Utf8, ts: Timestamp(µs, UTC), value: Float64`.
@@ -272,5 +310,15 @@ mod tests {
             assert!(r.windows > 0 && r.late > 0, "{case:?}: {r:?}");
             assert_eq!(BenchCase::from_name(case.name()), Some(case));
         }
+    }
+
+    #[test]
+    fn batch_size_does_not_change_the_rows() {
+        let (schema, big) = generate(10_000, 20, 3, 10_000);
+        let (_, small) = generate(10_000, 20, 3, 999);
+        let a = arrow::compute::concat_batches(&schema, &big).unwrap();
+        let b = arrow::compute::concat_batches(&schema, &small).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(small.len(), 11);
     }
 }

@@ -315,6 +315,17 @@ impl FlowRuntime {
         outs
     }
 
+    /// Windows currently open over all steps (for progress reports).
+    pub fn open_windows(&self) -> usize {
+        self.steps
+            .iter()
+            .map(|(_, step)| match step {
+                StepOp::Window { op, .. } => op.open_windows(),
+                StepOp::Join { op, .. } => op.inner().open_windows(),
+            })
+            .sum()
+    }
+
     fn input_index(&self, input: &str) -> Result<usize> {
         self.inputs.iter().position(|(n, _)| n == input).ok_or_else(|| {
             let names: Vec<&str> = self.inputs.iter().map(|(n, _)| n.as_str()).collect();

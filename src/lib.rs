@@ -44,6 +44,8 @@ pub mod engine;
 pub mod error;
 pub mod flow;
 pub mod ops;
+pub mod pipeline;
+pub mod sink;
 pub mod source;
 pub mod sql;
 pub mod time;

@@ -1,27 +1,30 @@
 //! `windrow`: the command line for people who do not write Rust.
 //!
 //! ```sh
-//! windrow                      # the bundled demo (same as `windrow run`)
-//! windrow run --window sliding:5m/1m --agg mean:duration_ms --key page
-//! windrow run --input events.parquet --time event_time --key device --wait forever
+//! windrow                                   # the bundled demo (same as `windrow run`)
+//! windrow run examples/pipelines/clicks_per_minute.toml
+//! windrow run --input events.parquet --time event_time --key device --wait forever \
+//!     --output down=out/windows.parquet
+//! windrow gen --rows 1000000 --out events.parquet
 //! ```
 //!
-//! `windrow run` streams a Parquet file batch by batch through one `agg_window` operator
-//! (event-time clock), prints the first closed windows as a table and a summary of the run.
-//! With no arguments it runs the demo: per-user tumbling 1-minute click counts and bytes over
-//! the bundled `data/clicks.parquet`.
+//! The pipeline logic lives in the library (`windrow::pipeline`, `windrow::sink`,
+//! `windrow::source`); this file parses arguments and prints.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::Schema;
-use arrow::util::pretty::pretty_format_batches;
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use windrow::pipeline::{
+    InputKind, InputSpec, OutputKind, OutputSpec, Pipeline, PipelineSpec, Progress, RunMode, RunSummary, StepSpec,
+    WindowKind, WindowSpec, parse_aggregate, parse_duration, parse_instant, parse_wait, show_duration,
+};
 use windrow::prelude::*;
-use windrow::source::{ParquetSource, Source};
+use windrow::sink::{RollPolicy, Sink, open_sink};
+use windrow::source::{FileFormat, ParquetSource, Source};
 
 /// How often the progress line is printed on long runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -31,19 +34,33 @@ const WINDOW_FORMS: &str = "tumbling:LEN (e.g. tumbling:1m), sliding:LEN/OFFSET 
                             sliding:5m/1m: 5-minute windows starting every minute) or \
                             session:GAP (e.g. session:30s)";
 
-/// The accepted duration forms, for help and error messages.
-const DURATION_FORMS: &str = "an integer with a unit — ns, us, ms, s, m, h or d (e.g. 500ms, \
-                              30s, 5m, 1h) — or several of them (1h30m)";
+/// The step id of the flag form's one windowing step (its outputs are `windows.down`, …).
+const FLAG_STEP: &str = "windows";
+
+const RUN_EXAMPLES: &str = "Examples:
+  windrow run                                   # the demo on data/clicks.parquet
+  windrow run examples/pipelines/clicks_per_minute.toml
+  windrow run examples/pipelines/sessions.toml --out-dir /tmp/out
+  windrow run --input data/clicks.parquet --key page --window sliding:5m/1m \\
+      --agg count --agg mean:duration_ms --output down=/tmp/pages.parquet
+  windrow run --input 'logs/*.csv' --time time --key host --wait forever --output down=-";
+
+const GEN_EXAMPLES: &str = "Examples:
+  windrow gen --rows 1000000 --out events.parquet
+  windrow gen --rows 100000000 --keys 10000 --out events/ --max-file-rows 10000000
+  windrow gen --rows 50000 --out events.csv
+  windrow run --input events.parquet --time ts --key key --agg count --agg sum:value";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "windrow",
     version,
-    about = "bytewax-style windowing over Apache Arrow: run windowed aggregations over Parquet files",
+    about = "bytewax-style windowing over Apache Arrow: run windowed aggregations over Parquet, Arrow IPC and CSV files",
     long_about = "bytewax-style windowing over Apache Arrow: run windowed aggregations over \
-                  Parquet files.\n\nWith no subcommand, windrow runs `windrow run` with the given \
-                  options; with no arguments at all it runs the bundled demo (per-user tumbling \
+                  Parquet, Arrow IPC and CSV files.\n\nWith no subcommand, windrow runs `windrow run` with the \
+                  given options; with no arguments at all it runs the bundled demo (per-user tumbling \
                   1-minute click counts and bytes over data/clicks.parquet).",
+    after_help = RUN_EXAMPLES,
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -56,10 +73,17 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a windowing job over a Parquet file and print the closed windows and a summary.
-    Run(RunArgs),
+    /// Run a pipeline (a TOML file, or the flags below) and print or write the closed windows.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(Box<RunArgs>),
+    /// Write a synthetic event dataset (key, ts, value) of any size as Parquet, Arrow IPC or CSV.
+    #[command(after_help = GEN_EXAMPLES)]
+    Gen(GenArgs),
     /// Measure throughput on the benchmark cases; prints one JSON line per case (the format
     /// `shared/bench/peers.py --windrow-cmd` reads).
+    #[command(
+        after_help = "Examples:\n  windrow bench --rows 200000 --runs 1\n  windrow bench --data events.parquet --threads 2 --streamed"
+    )]
     Bench(BenchArgs),
     /// Run SQL (DataFusion) over Parquet, Arrow IPC or CSV files, including windrow's window
     /// table functions: tumble, hop, session and their _late companions.
@@ -120,6 +144,59 @@ fn sql(args: SqlArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The options of `windrow gen`.
+#[derive(Args, Debug)]
+struct GenArgs {
+    /// Rows to write.
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    rows: usize,
+
+    /// Where: FILE.parquet, FILE.arrow, FILE.csv, or a directory (rolling Parquet part files).
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+
+    /// Output format. [default: from the --out extension; none: a Parquet directory]
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+
+    /// Distinct keys (k0000, k0001, …).
+    #[arg(long, value_name = "K", default_value_t = 1000, value_parser = parse_positive)]
+    keys: usize,
+
+    /// Random seed: the same seed gives the same rows.
+    #[arg(long, value_name = "S", default_value_t = 7)]
+    seed: u64,
+
+    /// Rows generated (and written) per batch; memory stays bounded by this.
+    #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = parse_positive)]
+    batch_rows: usize,
+
+    /// Parquet directories: rows per part file.
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    max_file_rows: Option<usize>,
+}
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FormatArg {
+    /// Apache Parquet.
+    Parquet,
+    /// Arrow IPC (file format).
+    Ipc,
+    /// CSV with a header row.
+    Csv,
+}
+
+impl From<FormatArg> for FileFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Parquet => FileFormat::Parquet,
+            FormatArg::Ipc => FileFormat::Ipc,
+            FormatArg::Csv => FileFormat::Csv,
+        }
+    }
+}
+
 /// The options of `windrow bench`.
 #[derive(Args, Debug)]
 struct BenchArgs {
@@ -160,62 +237,83 @@ struct BenchArgs {
 /// The options of `windrow run`.
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// Parquet file to read, streamed in row order (row order is arrival order).
-    /// [default: data/clicks.parquet in the current directory, else the one bundled with the
-    /// windrow sources]
-    #[arg(long, value_name = "PATH")]
+    /// A pipeline file (TOML; see the README's "Pipeline files"). Without it, the flags below
+    /// describe a one-step pipeline.
+    #[arg(value_name = "PIPELINE.toml")]
+    pipeline: Option<PathBuf>,
+
+    /// Input data: a file, a directory or a glob of Parquet, Arrow IPC or CSV files (the format
+    /// comes from the file's first bytes or extension), read in row order (row order is
+    /// arrival order). [default: data/clicks.parquet in the current directory, else the one
+    /// bundled with the windrow sources]
+    #[arg(long, value_name = "PATH", conflicts_with = "pipeline")]
     input: Option<PathBuf>,
 
+    /// Input format, when the file's bytes and name do not tell.
+    #[arg(long, value_enum, conflicts_with = "pipeline")]
+    format: Option<FormatArg>,
+
     /// Event-time column: a Timestamp column (any unit, with or without time zone).
-    #[arg(long = "time", value_name = "COL", default_value = "ts")]
+    #[arg(long = "time", value_name = "COL", default_value = "ts", conflicts_with = "pipeline")]
     time: String,
 
     /// Key column; windows and watermarks are per key. Repeat for a compound key
     /// (`--key user --key page`).
-    #[arg(long = "key", value_name = "COL", default_value = "user")]
+    #[arg(long = "key", value_name = "COL", default_value = "user", conflicts_with = "pipeline")]
     keys: Vec<String>,
 
     /// Windows: tumbling:LEN, sliding:LEN/OFFSET or session:GAP; durations like 500ms, 30s, 5m,
     /// 1h.
-    #[arg(long, value_name = "SPEC", default_value = "tumbling:1m", value_parser = parse_window)]
-    window: WindowSpec,
+    #[arg(long, value_name = "SPEC", default_value = "tumbling:1m", value_parser = parse_window, conflicts_with = "pipeline")]
+    window: WindowArg,
 
     /// Start of window 0 of tumbling and sliding windows, as RFC 3339
     /// (e.g. 2024-03-12T00:00:00Z). [default: the Unix epoch]
-    #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
+    #[arg(long, value_name = "RFC3339", value_parser = parse_instant, conflicts_with = "pipeline")]
     align_to: Option<DateTime<Utc>>,
 
     /// Allowed lateness: a row is late when its timestamp is older than the newest timestamp
     /// seen (per key or per stream, see --scope) minus this. A duration, or `forever`
     /// (nothing is late; windows close at end of input).
-    #[arg(long, value_name = "DURATION|forever", default_value = "30s", value_parser = parse_wait)]
-    wait: WaitSpec,
+    #[arg(long, value_name = "DURATION|forever", default_value = "30s", value_parser = check_wait, conflicts_with = "pipeline")]
+    wait: String,
 
     /// Aggregate per window: count, count:COL (non-null values), sum:COL, mean:COL, min:COL,
     /// max:COL, first:COL, last:COL or collect:COL (a list). Repeat for several.
     /// [default: count and sum:bytes]
-    #[arg(long = "agg", value_name = "AGG", value_parser = parse_agg)]
-    aggs: Vec<AggArg>,
+    #[arg(long = "agg", value_name = "AGG", value_parser = check_agg, conflicts_with = "pipeline")]
+    aggs: Vec<String>,
 
     /// Whose watermark decides lateness and closing: each key's own (bytewax's behaviour) or
     /// one for the whole stream.
-    #[arg(long, value_enum, default_value_t = Scope::Key)]
+    #[arg(long, value_enum, default_value_t = Scope::Key, conflicts_with = "pipeline")]
     scope: Scope,
 
-    /// Worker threads (key shards processed in parallel). [default: the number of cores]
+    /// Worker threads (key shards processed in parallel) per step. [default: the number of
+    /// cores; with a pipeline file, its `threads`]
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     threads: Option<usize>,
 
-    /// Rows per micro-batch read from the file.
-    #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = parse_positive)]
+    /// Rows per micro-batch read from the input.
+    #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = parse_positive, conflicts_with = "pipeline")]
     batch_size: usize,
 
-    /// Closed windows (and late rows, with --output-late) to print.
+    /// Write an output: NAME=PATH, NAME one of down, late, meta, errors (the flag form's step)
+    /// or STEP.PORT (a pipeline's); PATH a .parquet, .arrow or .csv file, a directory (rolling
+    /// Parquet part files), or `-` for a table on stdout. Repeatable.
+    #[arg(long = "output", value_name = "NAME=PATH")]
+    outputs: Vec<String>,
+
+    /// Resolve a pipeline file's relative output paths against DIR instead of the file's folder.
+    #[arg(long, value_name = "DIR", requires = "pipeline")]
+    out_dir: Option<PathBuf>,
+
+    /// Rows printed per table (closed windows, late rows with --output-late).
     #[arg(long, value_name = "N", default_value_t = 20)]
     limit: usize,
 
     /// Also print the first late rows (rows that arrived after their window closed).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pipeline")]
     output_late: bool,
 }
 
@@ -228,98 +326,15 @@ enum Scope {
     Stream,
 }
 
-/// `--window`.
-#[derive(Clone, Copy, Debug)]
-enum WindowSpec {
-    Tumbling(TimeDelta),
-    Sliding(TimeDelta, TimeDelta),
-    Session(TimeDelta),
-}
-
-impl std::fmt::Display for WindowSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WindowSpec::Tumbling(l) => write!(f, "tumbling {}", show_duration(*l)),
-            WindowSpec::Sliding(l, o) => write!(f, "sliding {} every {}", show_duration(*l), show_duration(*o)),
-            WindowSpec::Session(g) => write!(f, "session gap {}", show_duration(*g)),
-        }
-    }
-}
-
-/// One `--agg`: the aggregate and the column it reads.
+/// `--window`, checked at parse time so errors show the text as typed.
 #[derive(Clone, Debug)]
-struct AggArg {
-    agg: Agg,
-    column: Option<String>,
-}
+struct WindowArg(WindowSpec);
 
-/// `--wait`.
-#[derive(Clone, Copy, Debug)]
-enum WaitSpec {
-    Finite(TimeDelta),
-    Forever,
-}
-
-/// Parses `500ms`, `30s`, `5m`, `1h`, `1h30m`, …
-fn parse_duration(text: &str) -> Result<TimeDelta, String> {
-    let bad = || format!("invalid duration \"{text}\": expected {DURATION_FORMS}");
-    let s = text.trim();
-    if s.is_empty() {
-        return Err(bad());
-    }
-    let mut total = TimeDelta::zero();
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let part = match &rest[..unit_len] {
-            "ns" => Some(TimeDelta::nanoseconds(n)),
-            "us" | "µs" => Some(TimeDelta::microseconds(n)),
-            "ms" => Some(TimeDelta::milliseconds(n)),
-            "s" => TimeDelta::try_seconds(n),
-            "m" | "min" => TimeDelta::try_minutes(n),
-            "h" => TimeDelta::try_hours(n),
-            "d" => TimeDelta::try_days(n),
-            _ => return Err(bad()),
-        };
-        total = part.and_then(|p| total.checked_add(&p)).ok_or_else(|| format!("duration \"{text}\" is too large"))?;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
-}
-
-/// Shows a duration in the largest unit that divides it (`1m`, `90s`, `500ms`).
-fn show_duration(d: TimeDelta) -> String {
-    if d.is_zero() {
-        return "0s".into();
-    }
-    let Some(ns) = d.num_nanoseconds() else {
-        return format!("{}s", d.num_seconds());
-    };
-    const UNITS: [(i64, &str); 7] = [
-        (86_400_000_000_000, "d"),
-        (3_600_000_000_000, "h"),
-        (60_000_000_000, "m"),
-        (1_000_000_000, "s"),
-        (1_000_000, "ms"),
-        (1_000, "us"),
-        (1, "ns"),
-    ];
-    UNITS.iter().find(|(per, _)| ns % per == 0).map_or_else(|| format!("{ns}ns"), |(per, u)| format!("{}{u}", ns / per))
-}
-
-fn parse_window(text: &str) -> Result<WindowSpec, String> {
+fn parse_window(text: &str) -> Result<WindowArg, String> {
     let bad = |why: String| format!("invalid window \"{text}\": {why}; accepted forms: {WINDOW_FORMS}");
     let Some((kind, params)) = text.split_once(':') else {
         return Err(bad("missing `kind:`".into()));
     };
-    // Durations are parsed here (not only checked by the library) so that messages show
-    // them the way they were typed.
     let positive = |what: &str, text: &str| -> Result<TimeDelta, String> {
         let d = parse_duration(text).map_err(bad)?;
         if d <= TimeDelta::zero() {
@@ -327,8 +342,15 @@ fn parse_window(text: &str) -> Result<WindowSpec, String> {
         }
         Ok(d)
     };
+    let spec = |kind, length: Option<TimeDelta>, offset: Option<TimeDelta>, gap: Option<TimeDelta>| WindowSpec {
+        kind,
+        length: length.map(show_duration),
+        offset: offset.map(show_duration),
+        gap: gap.map(show_duration),
+        align_to: None,
+    };
     match kind.trim().to_ascii_lowercase().as_str() {
-        "tumbling" => Ok(WindowSpec::Tumbling(positive("length", params)?)),
+        "tumbling" => Ok(WindowArg(spec(WindowKind::Tumbling, Some(positive("length", params)?), None, None))),
         "sliding" => {
             let Some((length, offset)) = params.split_once('/') else {
                 return Err(bad("sliding windows need LEN/OFFSET".into()));
@@ -341,30 +363,25 @@ fn parse_window(text: &str) -> Result<WindowSpec, String> {
                     show_duration(length)
                 )));
             }
-            Ok(WindowSpec::Sliding(length, offset))
+            Ok(WindowArg(spec(WindowKind::Sliding, Some(length), Some(offset), None)))
         }
         "session" => {
             let gap = parse_duration(params).map_err(bad)?;
             if gap < TimeDelta::zero() {
                 return Err(bad("the gap must not be negative".into()));
             }
-            Ok(WindowSpec::Session(gap))
+            Ok(WindowArg(spec(WindowKind::Session, None, None, Some(gap))))
         }
         other => Err(bad(format!("unknown window kind \"{other}\""))),
     }
 }
 
-fn parse_wait(text: &str) -> Result<WaitSpec, String> {
-    if text.trim().eq_ignore_ascii_case("forever") {
-        return Ok(WaitSpec::Forever);
-    }
-    parse_duration(text).map(WaitSpec::Finite).map_err(|e| format!("{e}, or `forever`"))
+fn check_wait(text: &str) -> Result<String, String> {
+    parse_wait(text).map(|_| text.to_string())
 }
 
-fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("invalid instant \"{text}\" ({e}): expected RFC 3339, e.g. 2024-03-12T00:00:00Z"))
+fn check_agg(text: &str) -> Result<String, String> {
+    parse_aggregate(text).map(|_| text.to_string())
 }
 
 fn parse_positive(text: &str) -> Result<usize, String> {
@@ -372,32 +389,6 @@ fn parse_positive(text: &str) -> Result<usize, String> {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("expected a whole number >= 1, got \"{text}\"")),
     }
-}
-
-fn parse_agg(text: &str) -> Result<AggArg, String> {
-    const FORMS: &str = "count, count:COL, sum:COL, mean:COL, min:COL, max:COL, first:COL, \
-                         last:COL or collect:COL";
-    let (func, column) = match text.split_once(':') {
-        Some((f, c)) if !c.trim().is_empty() => (f.trim(), Some(c.trim())),
-        Some(_) => return Err(format!("invalid aggregate \"{text}\": the column is missing; expected {FORMS}")),
-        None => (text.trim(), None),
-    };
-    let agg = match (func.to_ascii_lowercase().as_str(), column) {
-        ("count", None) => Agg::count(),
-        ("count", Some(c)) => Agg::count_of(c),
-        ("sum", Some(c)) => Agg::sum(c),
-        ("mean" | "avg", Some(c)) => Agg::mean(c),
-        ("min", Some(c)) => Agg::min(c),
-        ("max", Some(c)) => Agg::max(c),
-        ("first", Some(c)) => Agg::first(c),
-        ("last", Some(c)) => Agg::last(c),
-        ("collect", Some(c)) => Agg::collect(c),
-        (f, None) if ["sum", "mean", "avg", "min", "max", "first", "last", "collect"].contains(&f) => {
-            return Err(format!("invalid aggregate \"{text}\": `{f}` needs a column, e.g. {f}:bytes"));
-        }
-        _ => return Err(format!("invalid aggregate \"{text}\": expected {FORMS}")),
-    };
-    Ok(AggArg { agg, column: column.map(str::to_string) })
 }
 
 fn default_threads() -> usize {
@@ -424,11 +415,6 @@ fn resolve_input(input: Option<PathBuf>) -> Result<PathBuf, String> {
         local.display(),
         bundled.display()
     ))
-}
-
-/// `name: type, …` for messages.
-fn describe_columns(schema: &Schema) -> String {
-    schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
 }
 
 /// `1234567` → `1,234,567`.
@@ -459,189 +445,223 @@ fn rate(rows: u64, secs: f64) -> String {
     }
 }
 
-/// Keeps the first `limit` rows of a stream of batches, and counts them all.
-struct Head {
-    limit: usize,
-    kept: Vec<RecordBatch>,
-    kept_rows: usize,
-    total: u64,
-}
-
-impl Head {
-    fn new(limit: usize) -> Self {
-        Head { limit, kept: Vec::new(), kept_rows: 0, total: 0 }
-    }
-
-    fn offer(&mut self, batches: Vec<RecordBatch>) {
-        for b in batches {
-            self.total += b.num_rows() as u64;
-            let take = b.num_rows().min(self.limit - self.kept_rows);
-            if take > 0 {
-                self.kept.push(b.slice(0, take));
-                self.kept_rows += take;
-            }
-        }
-    }
-
-    fn print(&self, what: &str) -> Result<(), WindrowError> {
-        if self.total == 0 {
-            println!("no {what}");
-            return Ok(());
-        }
-        if self.kept_rows == 0 {
-            return Ok(()); // --limit 0
-        }
-        println!("first {} {what} (of {}):", thousands(self.kept_rows as u64), thousands(self.total));
-        println!("{}", pretty_format_batches(&self.kept)?);
-        Ok(())
-    }
-}
-
-/// The aggregates of `--agg` (or the defaults), with their columns checked against the input
-/// here so that the message can list what the file has.
-fn aggregates(args: Vec<AggArg>, schema: &Schema, path: &Path) -> Result<Vec<Agg>, String> {
-    let defaulted = args.is_empty();
-    let args = if defaulted { vec![parse_agg("count")?, parse_agg("sum:bytes")?] } else { args };
-    let mut aggs = Vec::with_capacity(args.len());
-    for AggArg { agg, column } in args {
-        if let Some(col) = column.filter(|c| schema.column_with_name(c).is_none()) {
-            let hint = if defaulted {
-                "\n(the default aggregates are count and sum:bytes; choose others with --agg)"
-            } else {
-                ""
-            };
+/// One `--output NAME=PATH`, NAME completed with the flag form's step when it is a bare port.
+fn output_flag(text: &str, flag_form: bool) -> Result<OutputSpec, String> {
+    let Some((name, path)) = text.split_once('=').filter(|(n, p)| !n.trim().is_empty() && !p.trim().is_empty()) else {
+        return Err(format!("--output \"{text}\": expected NAME=PATH, e.g. down=out/windows.parquet"));
+    };
+    let name = name.trim();
+    let from = if ["down", "late", "meta", "errors"].contains(&name) {
+        if !flag_form {
             return Err(format!(
-                "--agg {}: column \"{col}\" is not in {}; its columns are: {}{hint}",
-                agg.output_name(),
-                path.display(),
-                describe_columns(schema),
+                "--output \"{text}\": with a pipeline file, name the output STEP.PORT, e.g. per_minute.{name}"
             ));
         }
-        aggs.push(agg);
-    }
-    Ok(aggs)
-}
-
-/// The windower of `--window` and `--align-to`.
-fn windower(window: WindowSpec, align_to: Option<DateTime<Utc>>) -> Result<Windower, String> {
-    let bad = |e: WindrowError| format!("--window: {e}");
-    Ok(match window {
-        WindowSpec::Tumbling(length) => {
-            let w = TumblingWindower::new(length).map_err(bad)?;
-            align_to.map_or(w, |a| w.align_to(a)).into()
-        }
-        WindowSpec::Sliding(length, offset) => {
-            let w = SlidingWindower::new(length, offset).map_err(bad)?;
-            align_to.map_or(w, |a| w.align_to(a)).into()
-        }
-        WindowSpec::Session(gap) => {
-            if align_to.is_some() {
-                return Err(
-                    "--align-to applies to tumbling and sliding windows; session windows start at their first event"
-                        .into(),
-                );
-            }
-            SessionWindower::new(gap).map_err(bad)?.into()
-        }
+        format!("{FLAG_STEP}.{name}")
+    } else {
+        name.to_string()
+    };
+    let path = path.trim();
+    Ok(if path == "-" {
+        OutputSpec { from, kind: Some(OutputKind::Table), ..OutputSpec::default() }
+    } else {
+        OutputSpec { from, path: Some(path.to_string()), ..OutputSpec::default() }
     })
 }
 
-fn run(args: RunArgs) -> Result<(), String> {
-    let path = resolve_input(args.input)?;
-    // Streamed: one micro-batch of `--batch-size` rows at a time, never the whole file.
-    let mut source = ParquetSource::open(&path, args.batch_size).map_err(|e| e.to_string())?;
-    let schema = source.schema();
-
-    let aggs = aggregates(args.aggs, &schema, &path)?;
-    let agg_names: Vec<String> = aggs.iter().map(Agg::output_name).collect();
-    let (clock, wait_text) = match args.wait {
-        WaitSpec::Finite(d) => (
-            EventClock::new(&args.time).wait_for_system_duration(d).map_err(|e| format!("--wait: {e}"))?,
-            show_duration(d),
-        ),
-        WaitSpec::Forever => (EventClock::new(&args.time).wait_forever(), "forever".to_string()),
+/// The flag form as a one-input, one-step pipeline spec.
+fn flag_pipeline(args: &RunArgs) -> Result<(Pipeline, String), String> {
+    let path = resolve_input(args.input.clone())?;
+    let kind = match args.format.map(FileFormat::from) {
+        Some(FileFormat::Parquet) => InputKind::Parquet,
+        Some(FileFormat::Ipc) => InputKind::Ipc,
+        Some(FileFormat::Csv) => InputKind::Csv,
+        None => match windrow::source::resolve_paths(&path, None).and_then(|f| FileFormat::detect(&f[0])) {
+            Ok(FileFormat::Ipc) => InputKind::Ipc,
+            Ok(FileFormat::Csv) => InputKind::Csv,
+            Ok(FileFormat::Parquet) => InputKind::Parquet,
+            Err(e) => return Err(e.to_string()),
+        },
     };
-    let windower = windower(args.window, args.align_to)?;
+    let aggs =
+        if args.aggs.is_empty() { vec!["count".to_string(), "sum:bytes".to_string()] } else { args.aggs.clone() };
+    let mut window = args.window.0.clone();
+    window.align_to = args.align_to.map(|a| a.to_rfc3339());
     let threads = args.threads.unwrap_or_else(default_threads);
-    let (scope, scope_text) = match args.scope {
-        Scope::Key => (WatermarkScope::PerKey, "per-key"),
-        Scope::Stream => (WatermarkScope::PerStream, "per-stream"),
-    };
-    let events = key_on(&schema, args.keys.iter().cloned());
-    let built = agg_window("windrow-run", &events, clock, windower, aggs).scope(scope).threads(threads).build();
-    let mut op = built.map_err(|e| {
-        // Messages about a missing key or time column already list the input's columns.
-        let e = e.to_string();
-        if e.contains("the input has columns") {
-            e
-        } else {
-            format!("{e}\n(input {} has columns: {})", path.display(), describe_columns(&schema))
-        }
-    })?;
-    eprintln!(
-        "windrow: {} per [{}] over {}: {}, event time \"{}\", wait {wait_text}, {scope_text} watermark, {threads} thread{}",
-        agg_names.join(", "),
+    let describe = format!(
+        "{} per [{}] over {}: {:?} window, event time \"{}\", wait {}, {} watermark, {threads} thread{}",
+        aggs.join(", "),
         args.keys.join(", "),
         path.display(),
-        args.window,
+        window.kind,
         args.time,
+        args.wait,
+        match args.scope {
+            Scope::Key => "per-key",
+            Scope::Stream => "per-stream",
+        },
         if threads == 1 { "" } else { "s" }
     );
+    let mut outputs = Vec::new();
+    if args.limit > 0 {
+        outputs.push(OutputSpec {
+            from: format!("{FLAG_STEP}.down"),
+            kind: Some(OutputKind::Table),
+            rows: Some(args.limit),
+            ..OutputSpec::default()
+        });
+        if args.output_late {
+            outputs.push(OutputSpec {
+                from: format!("{FLAG_STEP}.late"),
+                kind: Some(OutputKind::Table),
+                rows: Some(args.limit),
+                ..OutputSpec::default()
+            });
+        }
+    }
+    let spec = PipelineSpec {
+        name: Some("windrow-run".into()),
+        threads: Some(threads),
+        coalesce_rows: None,
+        inputs: vec![InputSpec {
+            name: "input".into(),
+            kind: Some(kind),
+            path: Some(path.display().to_string()),
+            batch_size: Some(args.batch_size),
+            ..InputSpec::default()
+        }],
+        steps: vec![StepSpec {
+            id: FLAG_STEP.into(),
+            input: Some("input".into()),
+            key: Some(args.keys.clone()),
+            time: Some(args.time.clone()),
+            wait: Some(args.wait.clone()),
+            window: Some(window),
+            aggregates: Some(aggs),
+            scope: Some(match args.scope {
+                Scope::Key => windrow::pipeline::ScopeKind::PerKey,
+                Scope::Stream => windrow::pipeline::ScopeKind::PerStream,
+            }),
+            ..StepSpec::default()
+        }],
+        outputs,
+    };
+    Ok((Pipeline::from_spec(spec, ".").with_origin("windrow run"), describe))
+}
 
-    let started = Instant::now();
-    let mut last_progress = started;
-    let mut down = Head::new(args.limit);
-    let mut late = Head::new(if args.output_late { args.limit } else { 0 });
-    let mut batches = 0u64;
-    while let Some(batch) = source.next_batch() {
-        let batch = batch.map_err(|e| e.to_string())?;
-        batches += 1;
-        let out = op.push(&batch).map_err(|e| e.to_string())?;
-        down.offer(out.down);
-        late.offer(out.late);
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            last_progress = Instant::now();
-            let m = op.metrics();
+fn run(args: RunArgs) -> Result<(), String> {
+    let flag_form = args.pipeline.is_none();
+    let (mut pipeline, describe) = match &args.pipeline {
+        Some(file) => {
+            let mut p = Pipeline::from_file(file).map_err(|e| e.to_string())?;
+            if let Some(dir) = &args.out_dir {
+                p = p.with_output_dir(dir);
+            }
+            if let Some(t) = args.threads {
+                p.spec_mut().threads = Some(t);
+                for s in &mut p.spec_mut().steps {
+                    s.threads = Some(t);
+                }
+            }
+            let d = format!("pipeline \"{}\" from {}", p.name(), file.display());
+            (p, d)
+        }
+        None => flag_pipeline(&args)?,
+    };
+    for o in &args.outputs {
+        let spec = output_flag(o, flag_form)?;
+        pipeline.spec_mut().outputs.push(spec);
+    }
+    if !flag_form && pipeline.spec().outputs.is_empty() {
+        // Nothing to write: show each step's closed windows.
+        let ids: Vec<String> = pipeline.spec().steps.iter().map(|s| s.id.clone()).collect();
+        for id in ids {
+            pipeline.spec_mut().outputs.push(OutputSpec {
+                from: format!("{id}.down"),
+                kind: Some(OutputKind::Table),
+                rows: Some(args.limit),
+                ..OutputSpec::default()
+            });
+        }
+    }
+    let built = pipeline.build(RunMode::Replay).map_err(|e| e.to_string())?;
+    eprintln!("windrow: {describe}");
+    let summary = built
+        .run_with_progress_every(PROGRESS_EVERY, |p: &Progress| {
             eprintln!(
                 "  … {} rows ({} rows/s), {} late, {} windows closed, {} open",
-                thousands(m.rows_in),
-                rate(m.rows_in, started.elapsed().as_secs_f64()),
-                thousands(m.late_rows),
-                thousands(m.windows_closed),
-                thousands(op.open_windows() as u64)
+                thousands(p.rows_in),
+                rate(p.rows_in, p.elapsed.as_secs_f64()),
+                thousands(p.late),
+                thousands(p.windows_closed),
+                thousands(p.open_windows as u64)
+            );
+        })
+        .map_err(|e| e.to_string())?;
+    print_summary(&summary);
+    Ok(())
+}
+
+fn print_summary(s: &RunSummary) {
+    println!("\nsummary");
+    println!("  rows in         {}", thousands(s.rows_in));
+    for step in &s.steps {
+        let [down, late, meta, errors] = step.rows;
+        println!(
+            "  step {:<10} {} windows closed, {} results, {} late rows, {} error rows",
+            step.id,
+            thousands(meta),
+            thousands(down),
+            thousands(late),
+            thousands(errors)
+        );
+    }
+    for (name, out) in &s.outputs {
+        let files = match out.files.len() {
+            0 => String::new(),
+            1 => String::new(),
+            n => format!(" in {n} files"),
+        };
+        println!("  output {name:<16} {} rows → {}{files}", thousands(out.rows), out.target);
+    }
+    let secs = s.elapsed.as_secs_f64();
+    println!("  elapsed         {secs:.3} s ({} rows/s, reading the input included)", rate(s.rows_in, secs));
+}
+
+/// `windrow gen`: the benchmark's synthetic stream, generated and written batch by batch.
+fn gen_data(args: GenArgs) -> Result<(), String> {
+    use windrow::bench::Generator;
+    let format = args.format.map(FileFormat::from);
+    let roll = RollPolicy { max_rows: args.max_file_rows.map(|n| n as u64), ..RollPolicy::default() };
+    let mut generator = Generator::new(args.rows, args.keys, args.seed, args.batch_rows);
+    let mut sink =
+        open_sink(&args.out, format, generator.schema(), roll, args.batch_rows).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut last = started;
+    while let Some(batch) = generator.next() {
+        sink.write(&batch).map_err(|e| e.to_string())?;
+        if last.elapsed() >= PROGRESS_EVERY {
+            last = Instant::now();
+            let done = generator.rows_done() as u64;
+            eprintln!(
+                "  … {} of {} rows ({} rows/s)",
+                thousands(done),
+                thousands(args.rows as u64),
+                rate(done, started.elapsed().as_secs_f64())
             );
         }
     }
-    let out = op.finish().map_err(|e| e.to_string())?;
-    down.offer(out.down);
-    late.offer(out.late);
-    let elapsed = started.elapsed().as_secs_f64();
-
-    down.print("closed windows").map_err(|e| e.to_string())?;
-    if args.output_late {
-        println!();
-        late.print("late rows").map_err(|e| e.to_string())?;
-    }
-
-    let m = op.metrics();
-    let late_what = match args.window {
-        WindowSpec::Sliding(..) => " (row, window) pairs: a late row counts once per window it missed",
-        _ => "",
-    };
-    println!("\nsummary");
+    let summary = sink.finish().map_err(|e| e.to_string())?;
+    let secs = started.elapsed().as_secs_f64();
+    let files: Vec<String> = summary.files.iter().map(|f| f.display().to_string()).collect();
     println!(
-        "  rows in         {} ({} batches of up to {})",
-        thousands(m.rows_in),
-        thousands(batches),
-        thousands(args.batch_size as u64)
+        "wrote {} rows ({} keys, seed {}) to {} in {secs:.2} s: {}",
+        thousands(summary.rows),
+        args.keys,
+        args.seed,
+        summary.target,
+        files.join(", ")
     );
-    println!("  windows closed  {}", thousands(m.windows_closed));
-    println!("  late rows       {}{late_what}", thousands(m.late_rows));
-    println!("  error rows      {}", thousands(m.errors.values().sum()));
-    for (reason, n) in &m.errors {
-        println!("    {reason}: {}", thousands(*n));
-    }
-    println!("  elapsed         {elapsed:.3} s ({} rows/s, reading the file included)", rate(m.rows_in, elapsed));
     Ok(())
 }
 
@@ -739,7 +759,8 @@ fn bench(args: BenchArgs) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Run(args)) => run(args),
+        Some(Command::Run(args)) => run(*args),
+        Some(Command::Gen(args)) => gen_data(args),
         Some(Command::Bench(args)) => bench(args),
         Some(Command::Sql(args)) => sql(args),
         None => run(cli.run),

@@ -1,13 +1,31 @@
 //! Inputs: anything that yields `RecordBatch`es in arrival order.
+//!
+//! | source | reads |
+//! |---|---|
+//! | [`MemorySource`] | batches already in memory |
+//! | [`ParquetSource`] | Parquet: one file, a directory (its `*.parquet` files in name order) or a glob; in batches, optionally only some columns |
+//! | [`IpcSource`] | Arrow IPC, file or stream format (detected from the first bytes) |
+//! | [`CsvSource`] | CSV with a given schema or one inferred from the first rows |
+//!
+//! [`open_files`] picks the reader from a [`FileFormat`] (given, or detected from the file's
+//! magic bytes and extension). Every error names the file, and the batch or line where the
+//! reader knows it; a truncated or malformed file is an error, never a shorter stream.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+mod csv;
+mod files;
+mod ipc;
+mod parquet;
+
+use std::path::Path;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
-use crate::error::{Result, WindrowError};
+pub use self::csv::{CsvOptions, CsvSource};
+pub use self::files::{FileFormat, resolve_paths};
+pub use self::ipc::{IpcFormat, IpcSource};
+pub use self::parquet::ParquetSource;
+use crate::error::Result;
 
 /// A source of micro-batches.
 pub trait Source: Send {
@@ -15,6 +33,59 @@ pub trait Source: Send {
     fn schema(&self) -> SchemaRef;
     /// The next batch, `None` at end of input.
     fn next_batch(&mut self) -> Option<Result<RecordBatch>>;
+}
+
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn schema(&self) -> SchemaRef {
+        (**self).schema()
+    }
+    fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
+        (**self).next_batch()
+    }
+}
+
+/// How to read files: batch size, the columns to keep, and CSV's options.
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    /// Rows per batch (Parquet and CSV; IPC batches are sliced to at most this many rows).
+    pub batch_size: usize,
+    /// Keep only these columns, in the file's order (`None`: all). Parquet skips the others'
+    /// pages entirely.
+    pub columns: Option<Vec<String>>,
+    /// CSV only: schema, header, delimiter, inference.
+    pub csv: CsvOptions,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { batch_size: 65_536, columns: None, csv: CsvOptions::default() }
+    }
+}
+
+/// Opens `path` (a file, a directory or a glob) in `format`, or in the format detected from
+/// the first file's magic bytes and extension when `format` is `None`.
+///
+/// # Errors
+/// No file found, an undetectable format, or what the format's reader reports when opening
+/// (the message names the file).
+pub fn open_files(
+    path: impl AsRef<Path>,
+    format: Option<FileFormat>,
+    options: &ReadOptions,
+) -> Result<Box<dyn Source>> {
+    let path = path.as_ref();
+    let format = match format {
+        Some(f) => f,
+        None => {
+            let files = resolve_paths(path, None)?;
+            FileFormat::detect(&files[0])?
+        }
+    };
+    Ok(match format {
+        FileFormat::Parquet => Box::new(ParquetSource::open_with(path, options)?),
+        FileFormat::Ipc => Box::new(IpcSource::open_with(path, options)?),
+        FileFormat::Csv => Box::new(CsvSource::open_with(path, options)?),
+    })
 }
 
 /// Batches held in memory, optionally re-sliced to a fixed micro-batch size.
@@ -51,52 +122,5 @@ impl Source for MemorySource {
     }
     fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
         self.batches.next().map(Ok)
-    }
-}
-
-/// A Parquet file read in row order, in batches.
-pub struct ParquetSource {
-    path: PathBuf,
-    schema: SchemaRef,
-    reader: ParquetRecordBatchReader,
-}
-
-impl ParquetSource {
-    /// Opens `path`, reading `batch_size` rows at a time.
-    ///
-    /// # Errors
-    /// A missing or unreadable file, or one that is not Parquet; the message names the path.
-    pub fn open(path: impl AsRef<Path>, batch_size: usize) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let file = File::open(&path)
-            .map_err(|e| WindrowError::Data(format!("cannot open Parquet file {}: {e}", path.display())))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| WindrowError::Data(format!("{} is not a readable Parquet file: {e}", path.display())))?;
-        let schema = builder.schema().clone();
-        let reader = builder.with_batch_size(batch_size.max(1)).build()?;
-        Ok(ParquetSource { path, schema, reader })
-    }
-
-    /// Reads the whole file into memory.
-    ///
-    /// # Errors
-    /// As [`ParquetSource::open`], or a corrupt page.
-    pub fn read_all(path: impl AsRef<Path>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let mut src = Self::open(path, 64 * 1024)?;
-        let mut out = Vec::new();
-        while let Some(b) = src.next_batch() {
-            out.push(b?);
-        }
-        Ok((src.schema, out))
-    }
-}
-
-impl Source for ParquetSource {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-    fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
-        let path = &self.path;
-        self.reader.next().map(|r| r.map_err(|e| WindrowError::Data(format!("reading {}: {e}", path.display()))))
     }
 }

@@ -1,0 +1,286 @@
+//! The `windrow` binary on the bundled data: the demo, every checked-in pipeline, `gen`
+//! then `run`, and the messages for bad input.
+
+#![allow(clippy::unwrap_used, reason = "a test should fail loudly on an unexpected error")]
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use assert_cmd::Command;
+use chrono::TimeDelta;
+use windrow::flow::Dataflow;
+use windrow::prelude::*;
+use windrow::source::{CsvSource, IpcSource, ParquetSource, ReadOptions, Source};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn windrow() -> Command {
+    let mut cmd = Command::cargo_bin("windrow").unwrap();
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Runs and returns (success, stdout, stderr).
+fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn read(mut src: impl Source) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    while let Some(b) = src.next_batch() {
+        out.push(b.unwrap());
+    }
+    out
+}
+
+fn thousands(n: usize) -> String {
+    let d = n.to_string();
+    let mut out = String::new();
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+fn sum_i64(batches: &[RecordBatch], col: &str) -> i64 {
+    batches
+        .iter()
+        .map(|b| b.column_by_name(col).unwrap().as_primitive::<Int64Type>().iter().flatten().sum::<i64>())
+        .sum()
+}
+
+/// The library's per-user 1-minute count over the clicks (wait `wait`), run directly:
+/// (windows, late rows).
+fn library_counts(windower: impl Into<Windower>, wait: TimeDelta) -> (usize, usize) {
+    let mut flow = Dataflow::new("check");
+    let src = ParquetSource::open(root().join("data/clicks.parquet"), 50_000).unwrap();
+    let clicks = flow.input("clicks", src);
+    let clock = EventClock::new("ts").wait_for_system_duration(wait).unwrap();
+    flow.window(&clicks, count_window("c", clicks.schema(), clock, windower, KeySpec::columns(["user"]))).unwrap();
+    let out = flow.run().unwrap();
+    let [down, late, _, _] = out["c"].row_counts();
+    (down, late)
+}
+
+#[test]
+fn demo_prints_the_closed_windows_and_a_summary() {
+    let (ok, stdout, stderr) = run(windrow().arg("--limit").arg("3"));
+    assert!(ok, "{stderr}");
+    // data/README.md: the demo's settings yield 62,488 windows and 1,357 late rows.
+    assert!(stdout.contains("windows.down: first 3 of 62488 rows"), "{stdout}");
+    assert!(stdout.contains("rows in         200,000"), "{stdout}");
+    assert!(stdout.contains("62,488 windows closed") && stdout.contains("1,357 late rows"), "{stdout}");
+    let (ok, stdout, _) = run(windrow().arg("run").arg("--limit").arg("1"));
+    assert!(ok && stdout.contains("first 1 of 62488 rows"), "{stdout}");
+}
+
+#[test]
+fn clicks_per_minute_pipeline_writes_rolled_windows_and_late_rows() {
+    let out = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) =
+        run(windrow().args(["run", "examples/pipelines/clicks_per_minute.toml", "--out-dir"]).arg(out.path()));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("per_minute.down: first 5 of 62488 rows"), "{stdout}");
+    let dir = out.path().join("out/clicks_per_minute");
+    let parts: Vec<_> = std::fs::read_dir(dir.join("windows")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(parts.len(), 4, "{parts:?}"); // 62,488 rows at 20,000 per file
+    let down = read(ParquetSource::open(dir.join("windows"), 65_536).unwrap());
+    let late = read(CsvSource::open_with(dir.join("late.csv"), &ReadOptions::default()).unwrap());
+    let (windows, late_rows) =
+        library_counts(TumblingWindower::new(TimeDelta::minutes(1)).unwrap(), TimeDelta::seconds(30));
+    assert_eq!((rows(&down), rows(&late)), (windows, late_rows));
+    // Every click is in exactly one window or late.
+    assert_eq!(sum_i64(&down, "count") as usize + rows(&late), 200_000);
+}
+
+#[test]
+fn sessions_pipeline_writes_sessions_and_their_metadata() {
+    let out = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) =
+        run(windrow().args(["run", "examples/pipelines/sessions.toml", "--out-dir"]).arg(out.path()));
+    assert!(ok, "{stderr}");
+    let dir = out.path().join("out/sessions");
+    let down = read(IpcSource::open_with(dir.join("sessions.arrow"), &ReadOptions::default()).unwrap());
+    let meta = read(ParquetSource::open(dir.join("meta.parquet"), 65_536).unwrap());
+    let (sessions, late) = library_counts(SessionWindower::new(TimeDelta::seconds(30)).unwrap(), TimeDelta::minutes(1));
+    assert_eq!(rows(&down), sessions);
+    assert_eq!(rows(&meta), sessions);
+    assert_eq!(sum_i64(&down, "count") as usize + late, 200_000);
+    assert!(stdout.contains(&format!("{} windows closed", thousands(sessions))), "{stdout}");
+    assert!(stdout.contains(&format!("{} late rows", thousands(late))), "{stdout}");
+}
+
+#[test]
+fn sliding_and_join_pipelines_run_on_the_bundled_data() {
+    let out = tempfile::tempdir().unwrap();
+    let late_path = out.path().join("pages_late.parquet");
+    let (ok, _, stderr) = run(windrow()
+        .args(["run", "examples/pipelines/sliding_pages.toml", "--out-dir"])
+        .arg(out.path())
+        .arg("--output")
+        .arg(format!("pages.late={}", late_path.display())));
+    assert!(ok, "{stderr}");
+    let pages =
+        read(CsvSource::open_with(out.path().join("out/sliding_pages/pages.csv"), &ReadOptions::default()).unwrap());
+    let late = read(ParquetSource::open(&late_path, 65_536).unwrap());
+    // 5-minute windows every minute: every click belongs to 5 windows, and a late click is
+    // reported once per window it missed.
+    assert_eq!(sum_i64(&pages, "count") as usize + rows(&late), 5 * 200_000);
+
+    let (ok, stdout, stderr) =
+        run(windrow().args(["run", "examples/pipelines/join.toml", "--out-dir"]).arg(out.path()));
+    assert!(ok, "{stderr}");
+    let joined = read(ParquetSource::open(out.path().join("out/join/user_hours.parquet"), 65_536).unwrap());
+    let names: Vec<String> = joined[0].schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["user", "window_id", "window_start", "window_end", "views", "transfers"]);
+    assert!(stdout.contains(&format!("user_hours.down: first 5 of {} rows", rows(&joined))), "{stdout}");
+}
+
+#[test]
+fn gen_then_run_for_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["events.parquet", "events.arrow", "events.csv"] {
+        let data = dir.path().join(name);
+        let (ok, stdout, stderr) =
+            run(windrow().args(["gen", "--rows", "20000", "--keys", "50", "--batch-rows", "3000", "--out"]).arg(&data));
+        assert!(ok, "{name}: {stderr}");
+        assert!(stdout.contains("wrote 20,000 rows"), "{stdout}");
+        let out = dir.path().join(format!("{name}.windows.parquet"));
+        let (ok, stdout, stderr) = run(windrow()
+            .args(["run", "--input"])
+            .arg(&data)
+            .args([
+                "--time",
+                "ts",
+                "--key",
+                "key",
+                "--wait",
+                "10s",
+                "--agg",
+                "count",
+                "--agg",
+                "sum:value",
+                "--limit",
+                "0",
+            ])
+            .arg("--output")
+            .arg(format!("late={}", dir.path().join(format!("{name}.late.arrow")).display()))
+            .arg("--output")
+            .arg(format!("down={}", out.display())));
+        assert!(ok, "{name}: {stderr}");
+        assert!(stdout.contains("rows in         20,000"), "{stdout}");
+        let down = read(ParquetSource::open(&out, 65_536).unwrap());
+        let late =
+            read(IpcSource::open_with(dir.path().join(format!("{name}.late.arrow")), &ReadOptions::default()).unwrap());
+        assert!(!late.is_empty() && rows(&late) > 0, "{name}: the generator makes late rows");
+        assert_eq!(sum_i64(&down, "count") as usize + rows(&late), 20_000, "{name}");
+    }
+    // A directory of rolling part files.
+    let parts = dir.path().join("parts");
+    let (ok, _, stderr) =
+        run(windrow().args(["gen", "--rows", "10000", "--max-file-rows", "4000", "--out"]).arg(&parts));
+    assert!(ok, "{stderr}");
+    assert_eq!(std::fs::read_dir(&parts).unwrap().count(), 3);
+    assert_eq!(rows(&read(ParquetSource::open(&parts, 65_536).unwrap())), 10_000);
+}
+
+fn pipeline_error(dir: &Path, toml: &str) -> String {
+    let file = dir.join("p.toml");
+    std::fs::write(&file, toml).unwrap();
+    let (ok, _, stderr) = run(windrow().arg("run").arg(&file));
+    assert!(!ok, "expected a failure for:\n{toml}");
+    stderr
+}
+
+const GOOD: &str = r#"
+[[input]]
+name = "clicks"
+path = "DATA"
+
+[[step]]
+id = "per_minute"
+input = "clicks"
+key = ["user"]
+time = "ts"
+wait = "30s"
+window = { kind = "tumbling", length = "1m" }
+aggregates = ["count"]
+"#;
+
+#[test]
+fn bad_pipelines_fail_with_a_message_that_says_what_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = GOOD.replace("DATA", &root().join("data/clicks.parquet").display().to_string());
+
+    let e = pipeline_error(dir.path(), &good.replace("window =", "windw ="));
+    assert!(e.contains("p.toml") && e.contains("unknown field `windw`"), "{e}");
+
+    let e = pipeline_error(dir.path(), &good.replace("[[step]]", "[[step]\n"));
+    assert!(e.contains("p.toml") && e.contains("line"), "{e}");
+
+    let e = pipeline_error(dir.path(), &good.replace("wait = \"30s\"", "wait = \"30 seconds\""));
+    assert!(e.contains("step \"per_minute\"") && e.contains("invalid duration \"30 seconds\""), "{e}");
+
+    let e = pipeline_error(dir.path(), &good.replace("[\"count\"]", "[\"sum:price\"]"));
+    assert!(e.contains("step \"per_minute\"") && e.contains("price") && e.contains("duration_ms"), "{e}");
+
+    let e = pipeline_error(dir.path(), &good.replace("time = \"ts\"", "time = \"when\""));
+    assert!(e.contains("\"when\""), "{e}");
+
+    let e = pipeline_error(dir.path(), &good.replace("kind = \"tumbling\"", "kind = \"hopping\""));
+    assert!(e.contains("unknown variant `hopping`") && e.contains("sliding"), "{e}");
+
+    let e = pipeline_error(dir.path(), &good.replace("input = \"clicks\"", "input = \"click\""));
+    assert!(e.contains("no input named \"click\"") && e.contains("clicks"), "{e}");
+
+    let e = pipeline_error(
+        dir.path(),
+        &format!("{good}\n[[output]]\nfrom = \"per_minute.windows\"\npath = \"x.parquet\"\n"),
+    );
+    assert!(e.contains("output 1") && e.contains("down, late, meta or errors"), "{e}");
+
+    let missing = GOOD.replace("DATA", "nowhere/clicks.parquet");
+    let e = pipeline_error(dir.path(), &missing);
+    assert!(
+        e.contains("input \"clicks\"") && e.contains("nowhere/clicks.parquet") && e.contains("does not exist"),
+        "{e}"
+    );
+
+    let pushed = good.replace(
+        &format!("path = \"{}\"", root().join("data/clicks.parquet").display()),
+        "kind = \"pushed\"\nschema = [{ name = \"user\", type = \"utf8\" }, { name = \"ts\", type = \"timestamp_ms\", tz = \"UTC\" }]",
+    );
+    let e = pipeline_error(dir.path(), &pushed);
+    assert!(e.contains("windrow serve"), "{e}");
+}
+
+#[test]
+fn bad_flags_fail_with_a_message_that_says_what_to_fix() {
+    let (ok, _, e) = run(windrow().args(["run", "--window", "tumbling:5 minutes"]));
+    assert!(!ok && e.contains("invalid duration") && e.contains("30s"), "{e}");
+    let (ok, _, e) = run(windrow().args(["run", "--key", "nobody"]));
+    assert!(!ok && e.contains("\"nobody\"") && e.contains("user"), "{e}");
+    let (ok, _, e) = run(windrow().args(["run", "--output", "down"]));
+    assert!(!ok && e.contains("NAME=PATH"), "{e}");
+    let (ok, _, e) = run(windrow().args(["run", "--input", "no/such.parquet"]));
+    assert!(!ok && e.contains("no/such.parquet"), "{e}");
+}
+
+#[test]
+fn every_subcommand_has_help_with_examples() {
+    for sub in [&["--help"][..], &["run", "--help"], &["gen", "--help"], &["bench", "--help"]] {
+        let (ok, stdout, _) = run(windrow().args(sub));
+        assert!(ok && stdout.contains("Examples:"), "{sub:?}: {stdout}");
+    }
+}
