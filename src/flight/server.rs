@@ -243,6 +243,44 @@ impl WindrowFlightService {
         Err(self.unknown("input or output", name))
     }
 
+    /// Reads a `DoPut` stream up to its schema: the input it names and how its batches fit.
+    async fn open_put(
+        &self,
+        mut incoming: Streaming<FlightData>,
+    ) -> Result<(String, Coercion, FlightDataDecoder), Status> {
+        let first = incoming.message().await?.ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "empty DoPut stream: the first message must carry a path descriptor naming an input ({})",
+                names(&self.inner.inputs)
+            ))
+        })?;
+        let input = self.path_name("DoPut", first.flight_descriptor.as_ref())?;
+        let expected = self.input(&input).cloned().ok_or_else(|| {
+            Status::not_found(format!(
+                "pipeline \"{}\" has no input \"{input}\"; its inputs are {}",
+                self.inner.flow,
+                names(&self.inner.inputs)
+            ))
+        })?;
+        let data = futures::stream::once(async { Ok(first) }).chain(incoming.map_err(FlightError::from));
+        let mut decoder = FlightDataDecoder::new(data);
+        let sent = loop {
+            match decoder.next().await {
+                Some(Ok(d)) => match d.payload {
+                    DecodedPayload::Schema(s) => break s,
+                    DecodedPayload::None => continue,
+                    DecodedPayload::RecordBatch(_) => {
+                        return Err(Status::invalid_argument("DoPut: a record batch arrived before the schema"));
+                    }
+                },
+                Some(Err(e)) => return Err(Status::from(e)),
+                None => return Err(Status::invalid_argument(format!("DoPut to \"{input}\" ended before its schema"))),
+            }
+        };
+        let coercion = check_put_schema(&input, &expected, &sent).map_err(Status::invalid_argument)?;
+        Ok((input, coercion, decoder))
+    }
+
     fn send(&self, cmd: Command) -> Result<(), Status> {
         self.inner.commands.send(cmd).map_err(|_| status_of(&driver_gone()))
     }
@@ -424,42 +462,31 @@ impl FlightService for WindrowFlightService {
 
     /// Appends a stream of batches to the input named by the descriptor's one path element.
     async fn do_put(&self, request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
-        let mut incoming = request.into_inner();
-        let first = incoming.message().await?.ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "empty DoPut stream: the first message must carry a path descriptor naming an input ({})",
-                names(&self.inner.inputs)
-            ))
-        })?;
-        let input = self.path_name("DoPut", first.flight_descriptor.as_ref())?;
-        let expected = self.input(&input).cloned().ok_or_else(|| {
-            Status::not_found(format!(
-                "pipeline \"{}\" has no input \"{input}\"; its inputs are {}",
-                self.inner.flow,
-                names(&self.inner.inputs)
-            ))
-        })?;
         if *self.inner.stopping.borrow() {
             return Err(Status::unavailable("server is shutting down: it takes no more batches"));
         }
-        let data = futures::stream::once(async { Ok(first) }).chain(incoming.map_err(FlightError::from));
-        let mut decoder = FlightDataDecoder::new(data);
-        let sent = loop {
-            match decoder.next().await {
-                Some(Ok(d)) => match d.payload {
-                    DecodedPayload::Schema(s) => break s,
-                    DecodedPayload::None => continue,
-                    DecodedPayload::RecordBatch(_) => {
-                        return Err(Status::invalid_argument("DoPut: a record batch arrived before the schema"));
-                    }
-                },
-                Some(Err(e)) => return Err(Status::from(e)),
-                None => return Err(Status::invalid_argument(format!("DoPut to \"{input}\" ended before its schema"))),
-            }
-        };
-        let coercion = check_put_schema(&input, &expected, &sent).map_err(Status::invalid_argument)?;
+        // Answer at once and read the stream in a task: a client may wait for the response
+        // before it sends its first message (arrow-flight's encoder sends the schema only with
+        // the first batch). Refusals (descriptor, schema) arrive as the stream's status.
         let (acks, rx) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(put_loop(self.clone(), input, coercion, decoder, acks));
+        let service = self.clone();
+        let incoming = request.into_inner();
+        tokio::spawn(async move {
+            let mut stopping = service.inner.stopping.clone();
+            let opened = tokio::select! {
+                biased;
+                _ = async { stopping.wait_for(|s| *s).await.is_ok() } => {
+                    Err(Status::unavailable("server is shutting down: it takes no more batches"))
+                }
+                r = service.open_put(incoming) => r,
+            };
+            match opened {
+                Ok((input, coercion, decoder)) => put_loop(service, input, coercion, decoder, acks).await,
+                Err(status) => {
+                    let _ = acks.send(Err(status)).await;
+                }
+            }
+        });
         Ok(Response::new(ReceiverStream::new(rx).boxed()))
     }
 
