@@ -303,7 +303,7 @@ async fn serve_listener(
     if verbose {
         eprintln!("windrow serve: pipeline \"{flow}\" listening on grpc://{addr} (Arrow Flight)");
         for (n, s) in &inputs {
-            eprintln!("  input  {n}: DoPut [\"{n}\"] {s}");
+            eprintln!("  input  {n}: DoPut [\"{n}\"] {}", server::describe_schema(s));
         }
         for (n, _) in &outputs {
             eprintln!("  output {n}: DoGet ticket \"{n}\"");

@@ -77,7 +77,7 @@ fn describe_field(f: &arrow::datatypes::Field) -> String {
     format!("{}: {}{}", f.name(), f.data_type(), if f.is_nullable() { "" } else { " not null" })
 }
 
-fn describe_schema(s: &Schema) -> String {
+pub(crate) fn describe_schema(s: &Schema) -> String {
     format!("[{}]", s.fields().iter().map(|f| describe_field(f)).collect::<Vec<_>>().join(", "))
 }
 
