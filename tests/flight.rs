@@ -548,3 +548,26 @@ fn flight_source_reports_a_refused_ticket() {
     assert!(msg.contains("ticket \"nope.down\"") && msg.contains("per_minute.down"), "{msg}");
     rt.block_on(server.shutdown()).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_error_ends_the_put_with_a_status_naming_the_step() {
+    let runtime = live_server_flow(|s| {
+        let clock = EventClock::new("ts").wait_for_system_duration(TimeDelta::minutes(5)).unwrap();
+        let minute = TumblingWindower::new(TimeDelta::minutes(1)).unwrap();
+        count_window("strict_count", s, clock, minute, KeySpec::columns(["user"]))
+            .strict(true)
+            .time_source(TimeSource::Real)
+    });
+    let server = FlightServer::start(runtime, "127.0.0.1:0".parse().unwrap(), options()).await.unwrap();
+    let mut client = connect(&server).await;
+    let good = batch(&clicks_schema(), &[(Some("a"), 0, "/")]);
+    // The second batch has a null user, which strict mode refuses; the third is never applied.
+    let e =
+        status(put(&mut client, "clicks", vec![good.clone(), clicks()[0].clone(), good.clone()]).await.unwrap_err());
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("step \"strict_count\"") && e.message().contains("row 3"), "{}", e.message());
+    // Only the first batch was applied; the server goes on.
+    assert_eq!(seqs(&put(&mut client, "clicks", vec![good]).await.unwrap()), ["1"]);
+    let summary = within("shutdown", server.shutdown()).await.unwrap();
+    assert_eq!(summary.rows_out["strict_count.down"], 1); // a, minute 0, count 2
+}
