@@ -42,6 +42,7 @@ pub mod agg;
 pub mod bench;
 pub mod engine;
 pub mod error;
+pub mod flight;
 pub mod flow;
 pub mod ops;
 pub mod pipeline;
