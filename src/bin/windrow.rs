@@ -88,6 +88,47 @@ enum Command {
     /// Run SQL (DataFusion) over Parquet, Arrow IPC or CSV files, including windrow's window
     /// table functions: tumble, hop, session and their _late companions.
     Sql(SqlArgs),
+    /// Run a pipeline live as an Arrow Flight server: events in by DoPut on its pushed inputs,
+    /// closed windows out by DoGet (and to the pipeline's file outputs); Ctrl-C or SIGTERM
+    /// closes every window, flushes and exits.
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+}
+
+const SERVE_EXAMPLES: &str = "Examples:
+  windrow serve examples/pipelines/live_clicks.toml
+  windrow serve --listen 0.0.0.0:50051 --out-dir out/ my_pipeline.toml
+
+The Flight contract (see README \"Serving over Arrow Flight\"): ListFlights lists every input and
+output with its schema; DoPut with path [\"INPUT\"] appends batches (acknowledged once applied);
+DoGet with ticket \"STEP.PORT\" (e.g. per_minute.down) streams that output as windows close.";
+
+/// The options of `windrow serve`.
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// The pipeline file (TOML). Its inputs must be kind = "pushed" (with `schema` or
+    /// `schema_from`); its [[output]]s are written as well as served.
+    pipeline: PathBuf,
+
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+    listen: std::net::SocketAddr,
+
+    /// Directory for the pipeline's relative output paths.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+
+    /// How often timers close the windows of idle keys with real system time.
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
+    timer: TimeDelta,
+
+    /// Batches kept per output for DoGet readers that connect later.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = parse_positive)]
+    retain_batches: usize,
+
+    /// Progress lines on stderr every this often ("0s": none).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    log_every: TimeDelta,
 }
 
 /// The options of `windrow sql`.
@@ -756,6 +797,38 @@ fn bench(args: BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn serve(args: ServeArgs) -> Result<(), String> {
+    use windrow::flight::{Retention, ServeOptions, serve_pipeline};
+    let mut pipeline = Pipeline::from_file(&args.pipeline).map_err(|e| e.to_string())?;
+    if let Some(dir) = &args.out_dir {
+        pipeline = pipeline.with_output_dir(dir);
+    }
+    let built = pipeline.build(RunMode::Live).map_err(|e| e.to_string())?;
+    let std_duration = |d: TimeDelta| d.to_std().map_err(|_| format!("{} must not be negative", show_duration(d)));
+    let timer = std_duration(args.timer)?;
+    if timer.is_zero() {
+        return Err("--timer must be longer than 0s".into());
+    }
+    let log_every = std_duration(args.log_every)?;
+    let options = ServeOptions {
+        timer_interval: timer,
+        retention: Retention { max_batches: args.retain_batches, ..Retention::default() },
+        log_interval: (!log_every.is_zero()).then_some(log_every),
+        ..ServeOptions::default()
+    };
+    let (summary, written) = serve_pipeline(built, args.listen, options).map_err(|e| e.to_string())?;
+    eprintln!(
+        "windrow serve: done: {} batches, {} rows in; {} output rows served",
+        summary.batches_in,
+        summary.rows_in,
+        summary.rows_out.values().sum::<u64>()
+    );
+    for w in written {
+        eprintln!("  {}: {} rows in {} file(s)", w.target, w.rows, w.files.len());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -763,6 +836,7 @@ fn main() -> ExitCode {
         Some(Command::Gen(args)) => gen_data(args),
         Some(Command::Bench(args)) => bench(args),
         Some(Command::Sql(args)) => sql(args),
+        Some(Command::Serve(args)) => serve(args),
         None => run(cli.run),
     };
     match result {

@@ -209,6 +209,92 @@ pub fn serve_until_signal(runtime: FlowRuntime, addr: SocketAddr, options: Serve
     rt.block_on(serve(runtime, addr, options, shutdown_signal(verbose)))
 }
 
+/// `windrow serve PIPELINE.toml`: serves a built pipeline (build it with
+/// [`RunMode::Live`](crate::pipeline::RunMode)) on `addr` until Ctrl-C or SIGTERM.
+///
+/// Its `pushed` inputs take `DoPut`; every output is served by `DoGet`; each `[[output]]` the
+/// pipeline file names is also written to its sink by a reader of the server's own `DoGet`
+/// stream, so a file holds exactly what Flight readers saw. On shutdown every window closes,
+/// the final batches reach readers and sinks, and the sinks' files are completed.
+///
+/// # Errors
+/// An input that reads files or another server (serve takes its events over `DoPut`; use
+/// `windrow run` for files), a sink that cannot be opened or written, or what [`serve`]
+/// reports.
+pub fn serve_pipeline(
+    built: crate::pipeline::BuiltPipeline,
+    addr: SocketAddr,
+    options: ServeOptions,
+) -> Result<(Summary, Vec<crate::sink::SinkSummary>)> {
+    let crate::pipeline::BuiltPipeline { flow, outputs, coalesce_rows } = built;
+    let (runtime, sources) = flow.into_runtime();
+    let inputs: Vec<String> = runtime.inputs().map(|(n, _)| n.to_string()).collect();
+    if let Some((name, _)) = inputs.iter().zip(&sources).find(|(_, s)| s.is_some()) {
+        return Err(WindrowError::Config(format!(
+            "windrow serve takes its events over Flight DoPut, but input \"{name}\" reads files or another \
+             server; declare it with kind = \"pushed\" and a schema (or schema_from), or use `windrow run`"
+        )));
+    }
+    let schemas: HashMap<String, arrow::datatypes::SchemaRef> =
+        runtime.outputs().into_iter().map(|(step, port, schema)| (port.output_name(&step), schema)).collect();
+    let mut sinks = Vec::with_capacity(outputs.len());
+    for out in &outputs {
+        let schema = schemas.get(&out.name).cloned().ok_or_else(|| {
+            WindrowError::Internal(format!("output \"{}\" is not an output of the pipeline", out.name))
+        })?;
+        sinks.push((out.name.clone(), out.open(schema, coalesce_rows)?.0));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("windrow-flight")
+        .build()
+        .map_err(|e| io_err("cannot start the tokio runtime".into(), e))?;
+    let verbose = options.log_interval.is_some();
+    rt.block_on(async move {
+        let server = FlightServer::start(runtime, addr, options).await?;
+        let writers: Vec<_> =
+            sinks.into_iter().map(|(name, sink)| tokio::spawn(write_output(server.url(), name, sink))).collect();
+        shutdown_signal(verbose).await;
+        let summary = server.shutdown().await?;
+        let mut written = Vec::with_capacity(writers.len());
+        for w in writers {
+            written.push(w.await.map_err(|e| WindrowError::Internal(format!("an output writer failed: {e}")))??);
+        }
+        Ok((summary, written))
+    })
+}
+
+/// Reads output `name` from the server at `url` with `DoGet` until the server ends the stream
+/// (its shutdown), writing every batch to `sink`; then completes the sink. Writes are small
+/// (the sink coalesces) and happen on a runtime worker; a slow disk delays only this reader.
+async fn write_output(
+    url: String,
+    name: String,
+    mut sink: Box<dyn crate::sink::Sink>,
+) -> Result<crate::sink::SinkSummary> {
+    use arrow_flight::decode::DecodedPayload;
+    use futures::StreamExt;
+    let failed = |what: String| WindrowError::Io(std::io::Error::other(format!("output \"{name}\": {what}")));
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .map_err(|e| failed(format!("invalid endpoint: {e}")))?
+        .connect()
+        .await
+        .map_err(|e| failed(format!("cannot connect to the server: {e}")))?;
+    let mut client = arrow_flight::FlightClient::new(channel);
+    let mut stream = client
+        .do_get(arrow_flight::Ticket::new(name.clone().into_bytes()))
+        .await
+        .map_err(|e| failed(format!("DoGet refused: {e}")))?
+        .into_inner();
+    while let Some(next) = stream.next().await {
+        let data = next.map_err(|e| failed(format!("stream failed: {e}")))?;
+        if let DecodedPayload::RecordBatch(batch) = data.payload {
+            sink.write(&batch)?;
+        }
+    }
+    sink.finish()
+}
+
 /// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM. If a handler cannot be installed the
 /// error is printed and that signal is not awaited.
 pub async fn shutdown_signal(verbose: bool) {

@@ -312,6 +312,35 @@ impl Pipeline {
                 }
             }
         }
+        if kind != InputKind::Flight {
+            for (field, set) in [("endpoint", input.endpoint.is_some()), ("ticket", input.ticket.is_some())] {
+                if set {
+                    return Err(not_for(field, kind_name(kind)));
+                }
+            }
+        }
+        if kind == InputKind::Flight {
+            for (field, set) in [
+                ("path", input.path.is_some()),
+                ("schema", input.schema.is_some()),
+                ("schema_from", input.schema_from.is_some()),
+                ("columns", input.columns.is_some()),
+                ("batch_size", input.batch_size.is_some()),
+            ] {
+                if set {
+                    return Err(not_for(field, "flight"));
+                }
+            }
+            let (Some(endpoint), Some(ticket)) = (&input.endpoint, &input.ticket) else {
+                return Err(WindrowError::Config(
+                    "a flight input reads another server's DoGet stream: give endpoint = \"http://HOST:PORT\" \
+                     and ticket = \"OUTPUT\""
+                        .into(),
+                ));
+            };
+            let source = crate::flight::FlightSource::connect(endpoint, ticket.as_bytes().to_vec())?;
+            return Ok(Opened::Source(Box::new(source)));
+        }
         if kind == InputKind::Pushed {
             if input.path.is_some() {
                 return Err(not_for("path", "pushed"));
@@ -388,7 +417,7 @@ impl Pipeline {
             InputKind::Parquet => FileFormat::Parquet,
             InputKind::Ipc => FileFormat::Ipc,
             InputKind::Csv => FileFormat::Csv,
-            InputKind::Pushed => unreachable!("handled above"),
+            InputKind::Pushed | InputKind::Flight => unreachable!("handled above"),
         };
         Ok(Opened::Source(open_files(self.resolve(&self.base_dir, path), Some(format), &options)?))
     }
@@ -729,6 +758,7 @@ fn kind_name(k: InputKind) -> &'static str {
         InputKind::Ipc => "ipc",
         InputKind::Csv => "csv",
         InputKind::Pushed => "pushed",
+        InputKind::Flight => "flight",
     }
 }
 

@@ -36,6 +36,8 @@ pub enum InputKind {
     Csv,
     /// Batches pushed by a client (`windrow serve`); the input declares its schema.
     Pushed,
+    /// Another Arrow Flight server's `DoGet` stream: `endpoint` and `ticket`.
+    Flight,
 }
 
 /// One `[[input]]`.
@@ -44,7 +46,8 @@ pub enum InputKind {
 pub struct InputSpec {
     /// The input's name; steps refer to it.
     pub name: String,
-    /// `parquet`, `ipc`, `csv` or `pushed` (default: from the path's extension, else parquet).
+    /// `parquet`, `ipc`, `csv`, `pushed` or `flight` (default: from the path's extension, else
+    /// parquet).
     pub kind: Option<InputKind>,
     /// A file, a directory or a glob, relative to the pipeline file's folder.
     pub path: Option<String>,
@@ -62,6 +65,10 @@ pub struct InputSpec {
     pub delimiter: Option<String>,
     /// CSV: rows read to infer the schema (default 1000).
     pub infer_rows: Option<usize>,
+    /// `flight`: the server, e.g. `http://127.0.0.1:50051`.
+    pub endpoint: Option<String>,
+    /// `flight`: the `DoGet` ticket (UTF-8), e.g. another windrow's `minute.down`.
+    pub ticket: Option<String>,
 }
 
 /// One column of a declared schema: `{ name = "ts", type = "timestamp_ms", tz = "UTC" }`.
