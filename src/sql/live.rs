@@ -5,7 +5,11 @@
 //! producer ── LiveSender::send(batch) ──▶ broadcast channel ──▶ every running query's stream
 //! ```
 //!
-//! Each query sees the batches sent after it started (a broadcast subscription made when the
+//! [`register_flight_output`] does the same for an output of a running `windrow serve`: each
+//! query opens its own `DoGet`, so it reads the output from its first retained batch, then
+//! windows as they close, and ends when the server shuts down.
+//!
+//! Each query over a [`register_live`] table sees the batches sent after it started (a broadcast subscription made when the
 //! query executes). A query that falls more than the channel's capacity behind fails with an
 //! error saying so instead of silently missing rows.
 
@@ -13,13 +17,14 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use arrow_flight::{FlightClient, FlightDescriptor, Ticket};
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -107,4 +112,65 @@ pub fn register_live(ctx: &SessionContext, name: &str, schema: SchemaRef, capaci
     let table = StreamingTable::try_new(Arc::clone(&schema), vec![Arc::new(partition)])?.with_infinite_table(true);
     ctx.register_table(name, Arc::new(table)).map_err(WindrowError::from)?;
     Ok(LiveSender { name: name.to_string(), schema, sender })
+}
+
+/// Registers output `output` (`<step>.<port>`, e.g. `per_minute.down`) of the `windrow serve`
+/// (or any Arrow Flight server) at `endpoint` (`http://HOST:PORT`) as the streaming table
+/// `name`. The schema comes from the server's `GetSchema`; every query opens its own `DoGet`,
+/// so it sees the output from the first batch the server still retains, then each batch as
+/// windows close, and it ends when the server ends the stream (its shutdown).
+///
+/// # Errors
+/// The server cannot be reached, does not know `output`, or sends a schema that cannot be
+/// read; a name DataFusion refuses.
+pub async fn register_flight_output(ctx: &SessionContext, name: &str, endpoint: &str, output: &str) -> Result<()> {
+    let failed = |what: String| WindrowError::Io(std::io::Error::other(format!("live table \"{name}\": {what}")));
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())
+        .map_err(|e| failed(format!("invalid endpoint \"{endpoint}\": {e}")))?
+        .connect()
+        .await
+        .map_err(|e| failed(format!("cannot connect to {endpoint}: {e}")))?;
+    let schema = FlightClient::new(channel)
+        .get_schema(FlightDescriptor::new_path(vec![output.to_string()]))
+        .await
+        .map_err(|e| failed(format!("GetSchema of \"{output}\" at {endpoint}: {e}")))?;
+    let schema = Arc::new(schema);
+    let partition =
+        FlightPartition { endpoint: endpoint.to_string(), output: output.to_string(), schema: schema.clone() };
+    let table = StreamingTable::try_new(schema, vec![Arc::new(partition)])?.with_infinite_table(true);
+    ctx.register_table(name, Arc::new(table)).map_err(WindrowError::from)?;
+    Ok(())
+}
+
+/// The one partition of a Flight output table: a `DoGet` per query.
+#[derive(Debug)]
+struct FlightPartition {
+    endpoint: String,
+    output: String,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for FlightPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (endpoint, output) = (self.endpoint.clone(), self.output.clone());
+        let external = |e: String| DataFusionError::Execution(e);
+        let stream = futures::stream::once(async move {
+            let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+                .map_err(|e| external(format!("invalid endpoint \"{endpoint}\": {e}")))?
+                .connect()
+                .await
+                .map_err(|e| external(format!("cannot connect to {endpoint}: {e}")))?;
+            let batches = FlightClient::new(channel)
+                .do_get(Ticket::new(output.clone().into_bytes()))
+                .await
+                .map_err(|e| external(format!("DoGet \"{output}\" at {endpoint}: {e}")))?;
+            Ok::<_, DataFusionError>(batches.map_err(move |e| external(format!("reading \"{output}\": {e}"))))
+        })
+        .try_flatten();
+        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), stream))
+    }
 }

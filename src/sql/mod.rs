@@ -88,7 +88,7 @@ mod live;
 mod rewrite;
 mod tvf;
 
-pub use live::{LiveSender, register_live};
+pub use live::{LiveSender, register_flight_output, register_live};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -107,6 +107,18 @@ use tvf::{Kind, WindowFunction};
 /// A [`SessionContext`] with windrow's window table functions installed.
 pub fn context() -> SessionContext {
     let ctx = SessionContext::new();
+    register_window_functions(&ctx);
+    ctx
+}
+
+/// A [`context`] for queries over live tables ([`register_live`], [`register_flight_output`]):
+/// operators hand on every row at once (batch size 1, no coalescing) instead of holding rows
+/// back until a full batch (8192 rows by default) has gathered, so a filtered query yields each
+/// closed window as it closes. Window outputs are small; the per-batch overhead does not matter
+/// there, but use [`context`] for large batch queries.
+pub fn live_context() -> SessionContext {
+    let config = datafusion::prelude::SessionConfig::new().with_coalesce_batches(false).with_batch_size(1);
+    let ctx = SessionContext::new_with_config(config);
     register_window_functions(&ctx);
     ctx
 }
