@@ -230,7 +230,7 @@ impl Dataflow {
             sources.push(input.source);
         }
         let ended = vec![false; inputs.len()];
-        (FlowRuntime { name: self.name, inputs, ended, steps: self.steps }, sources)
+        (FlowRuntime { name: self.name, inputs, ended, steps: self.steps, pending: Vec::new() }, sources)
     }
 
     /// Runs to end of input, reading the inputs' batches round-robin, and hands every step's
@@ -290,6 +290,9 @@ pub struct FlowRuntime {
     inputs: Vec<(String, SchemaRef)>,
     ended: Vec<bool>,
     steps: Vec<(String, StepOp)>,
+    /// Outputs of steps that succeeded in a call that then failed in a later step: they are
+    /// state already applied, so the next call hands them on first instead of losing them.
+    pending: Vec<StepOutput>,
 }
 
 impl FlowRuntime {
@@ -339,6 +342,10 @@ impl FlowRuntime {
 
     /// Pushes one batch into input `input`; returns what each step fed by it emitted.
     ///
+    /// Steps run in order. If one fails, the batch has already been applied by the steps
+    /// before it: what they emitted is kept and returned first by the next call (push, timer,
+    /// end of input or finish), so nothing they produced is lost.
+    ///
     /// # Errors
     /// An unknown or already ended input, a batch whose schema is not the input's, or the
     /// first operator error (naming its step).
@@ -359,21 +366,26 @@ impl FlowRuntime {
                 schema
             ));
         }
-        let mut outputs = Vec::new();
+        let mut outputs = std::mem::take(&mut self.pending);
         for (id, step) in &mut self.steps {
             let out = match step {
-                StepOp::Window { input, op } if *input == i => Some(op.push(batch)?),
-                StepOp::Window { .. } => None,
-                StepOp::Join { inputs, op } => {
+                StepOp::Window { input, op } if *input == i => op.push(batch).map(Some),
+                StepOp::Window { .. } => Ok(None),
+                StepOp::Join { inputs, op } => (|| {
                     let mut acc: Option<WindowOut> = None;
                     for side in (0..inputs.len()).filter(|&s| inputs[s] == i) {
                         extend(&mut acc, op.push(side, batch)?);
                     }
-                    acc
-                }
+                    Ok(acc)
+                })(),
             };
-            if let Some(out) = out {
-                outputs.push(StepOutput { step: id.clone(), out });
+            match out {
+                Ok(Some(out)) => outputs.push(StepOutput { step: id.clone(), out }),
+                Ok(None) => {}
+                Err(e) => {
+                    self.pending = outputs;
+                    return Err(e);
+                }
             }
         }
         Ok(outputs)
@@ -392,12 +404,18 @@ impl FlowRuntime {
         if std::mem::replace(&mut self.ended[i], true) {
             return Ok(Vec::new());
         }
-        let mut outputs = Vec::new();
+        let mut outputs = std::mem::take(&mut self.pending);
         for (id, step) in &mut self.steps {
             if let StepOp::Join { inputs, op } = step {
                 let mut acc: Option<WindowOut> = None;
                 for side in (0..inputs.len()).filter(|&s| inputs[s] == i) {
-                    extend(&mut acc, op.end_side(side)?);
+                    match op.end_side(side) {
+                        Ok(out) => extend(&mut acc, out),
+                        Err(e) => {
+                            self.pending = outputs;
+                            return Err(e);
+                        }
+                    }
                 }
                 if let Some(out) = acc {
                     outputs.push(StepOutput { step: id.clone(), out });
@@ -412,16 +430,26 @@ impl FlowRuntime {
     /// # Errors
     /// The first operator error.
     pub fn on_timer(&mut self) -> Result<Vec<StepOutput>> {
-        self.steps
-            .iter_mut()
-            .map(|(id, step)| {
-                let out = match step {
-                    StepOp::Window { op, .. } => op.on_timer()?,
-                    StepOp::Join { op, .. } => op.on_timer()?,
-                };
-                Ok(StepOutput { step: id.clone(), out })
-            })
-            .collect()
+        self.each_step(|op| match op {
+            StepOp::Window { op, .. } => op.on_timer(),
+            StepOp::Join { op, .. } => op.on_timer(),
+        })
+    }
+
+    /// Runs `f` on every step in order, after any outputs left pending by a failed call; on a
+    /// failure keeps what the earlier steps emitted pending.
+    fn each_step(&mut self, mut f: impl FnMut(&mut StepOp) -> Result<WindowOut>) -> Result<Vec<StepOutput>> {
+        let mut outputs = std::mem::take(&mut self.pending);
+        for (id, step) in &mut self.steps {
+            match f(step) {
+                Ok(out) => outputs.push(StepOutput { step: id.clone(), out }),
+                Err(e) => {
+                    self.pending = outputs;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(outputs)
     }
 
     /// End of input for every input: closes all windows (spec §9.3) and returns what each
@@ -431,16 +459,10 @@ impl FlowRuntime {
     /// The first operator error.
     pub fn finish(&mut self) -> Result<Vec<StepOutput>> {
         self.ended.iter_mut().for_each(|e| *e = true);
-        self.steps
-            .iter_mut()
-            .map(|(id, step)| {
-                let out = match step {
-                    StepOp::Window { op, .. } => op.finish()?,
-                    StepOp::Join { op, .. } => op.finish()?,
-                };
-                Ok(StepOutput { step: id.clone(), out })
-            })
-            .collect()
+        self.each_step(|op| match op {
+            StepOp::Window { op, .. } => op.finish(),
+            StepOp::Join { op, .. } => op.finish(),
+        })
     }
 }
 
@@ -459,6 +481,51 @@ mod tests {
     fn runtime_is_send() {
         fn assert_send<T: Send>() {}
         assert_send::<FlowRuntime>();
+    }
+
+    #[test]
+    fn outputs_of_steps_before_a_failing_one_are_kept_for_the_next_call() {
+        use std::sync::Arc;
+
+        use arrow::array::{StringArray, TimestampMillisecondArray};
+        use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        use chrono::TimeDelta;
+
+        use crate::prelude::*;
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user", DataType::Utf8, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+        ]));
+        let minute = || TumblingWindower::new(TimeDelta::minutes(1)).expect("windower");
+        let mut flow = Dataflow::new("two steps");
+        let s = flow.pushed_input("clicks", schema.clone());
+        // The first step routes a null key to `errors`; the second (strict) fails on it.
+        flow.window(&s, count_window("lenient", &schema, EventClock::new("ts"), minute(), KeySpec::columns(["user"])))
+            .expect("step");
+        flow.window(
+            &s,
+            count_window("strict", &schema, EventClock::new("ts"), minute(), KeySpec::columns(["user"])).strict(true),
+        )
+        .expect("step");
+        let (mut runtime, _) = flow.into_runtime();
+        let batch = |users: Vec<Option<&str>>, ts: Vec<i64>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(StringArray::from(users)), Arc::new(TimestampMillisecondArray::from(ts))],
+            )
+            .expect("batch")
+        };
+        let err = runtime.push("clicks", &batch(vec![Some("a"), None], vec![0, 1_000])).expect_err("strict fails");
+        assert!(err.to_string().contains("strict"), "{err}");
+        // The lenient step's output of that batch (one error row) comes with the next call.
+        let next = runtime.on_timer().expect("timer");
+        let lenient: Vec<_> = next.iter().filter(|o| o.step == "lenient").collect();
+        assert_eq!(lenient.len(), 2, "the pending output, then the timer's");
+        assert_eq!(lenient[0].out.row_counts()[3], 1);
+        // And only once.
+        let again = runtime.on_timer().expect("timer");
+        assert!(again.iter().all(|o| o.out.row_counts() == [0, 0, 0, 0]));
     }
 
     #[test]
