@@ -250,6 +250,14 @@ fn bad_pipelines_fail_with_a_message_that_says_what_to_fix() {
     );
     assert!(e.contains("output 1") && e.contains("down, late, meta or errors"), "{e}");
 
+    let e = pipeline_error(
+        dir.path(),
+        &format!(
+            "{good}\n[[output]]\nfrom = \"per_minute.down\"\npath = \"same.csv\"\n\n[[output]]\nfrom = \"per_minute.late\"\npath = \"same.csv\"\n"
+        ),
+    );
+    assert!(e.contains("output 2") && e.contains("also the path of output \"per_minute.down\""), "{e}");
+
     let missing = GOOD.replace("DATA", "nowhere/clicks.parquet");
     let e = pipeline_error(dir.path(), &missing);
     assert!(

@@ -255,19 +255,42 @@ pub fn serve_pipeline(
         let writers: Vec<_> =
             sinks.into_iter().map(|(name, sink)| tokio::spawn(write_output(server.url(), name, sink))).collect();
         shutdown_signal(verbose).await;
-        let summary = server.shutdown().await?;
+        let summary = server.shutdown().await;
+        // Wait for every writer (each completes its own files) before reporting a failure.
         let mut written = Vec::with_capacity(writers.len());
+        let mut failed = None;
         for w in writers {
-            written.push(w.await.map_err(|e| WindrowError::Internal(format!("an output writer failed: {e}")))??);
+            match w.await {
+                Ok(Ok(s)) => written.push(s),
+                Ok(Err(e)) => {
+                    failed.get_or_insert(e);
+                }
+                Err(e) => {
+                    failed.get_or_insert(WindrowError::Internal(format!("an output writer failed: {e}")));
+                }
+            }
         }
-        Ok((summary, written))
+        let summary = summary?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok((summary, written)),
+        }
     })
 }
 
 /// Reads output `name` from the server at `url` with `DoGet` until the server ends the stream
-/// (its shutdown), writing every batch to `sink`; then completes the sink. Writes are small
-/// (the sink coalesces) and happen on a runtime worker; a slow disk delays only this reader.
-async fn write_output(
+/// (its shutdown), writing every batch to `sink`; then completes the sink. A failure (for
+/// example a writer that fell further behind than the retention keeps) is printed at once and
+/// leaves the file unfinished (`.inprogress`), never a silently shorter file.
+async fn write_output(url: String, name: String, sink: Box<dyn crate::sink::Sink>) -> Result<crate::sink::SinkSummary> {
+    let result = write_output_inner(url, name.clone(), sink).await;
+    if let Err(e) = &result {
+        eprintln!("windrow serve: output \"{name}\" could not be written: {e}");
+    }
+    result
+}
+
+async fn write_output_inner(
     url: String,
     name: String,
     mut sink: Box<dyn crate::sink::Sink>,

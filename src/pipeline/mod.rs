@@ -266,7 +266,23 @@ impl Pipeline {
         let mut outputs = Vec::new();
         for (i, out) in spec.outputs.iter().enumerate() {
             let what = format!("output {} (from = \"{}\")", i + 1, out.from);
-            outputs.push(self.plan_output(out).map_err(|e| self.within(&what, e))?);
+            let planned = self.plan_output(out).map_err(|e| self.within(&what, e))?;
+            // Two outputs writing one file would interleave into one corrupt file.
+            if let OutputTarget::File { path, .. } = &planned.target
+                && let Some(other) = outputs
+                    .iter()
+                    .find(|o: &&PlannedOutput| matches!(&o.target, OutputTarget::File { path: p, .. } if p == path))
+            {
+                return Err(self.within(
+                    &what,
+                    WindrowError::Config(format!(
+                        "{} is also the path of output \"{}\"; give each output its own file or directory",
+                        path.display(),
+                        other.name
+                    )),
+                ));
+            }
+            outputs.push(planned);
         }
         Ok(BuiltPipeline {
             flow,

@@ -229,9 +229,20 @@ impl BuiltPipeline {
             }
         }
         route(runtime.finish()?, &mut steps)?;
+        // Finish every sink even if one fails, so one bad output does not leave the others'
+        // files unfinished; then report the first failure.
         let mut summaries = Vec::with_capacity(outputs.len());
+        let mut failed = None;
         for (planned, out) in self.outputs.iter().zip(outputs.iter_mut()) {
-            summaries.push((planned.name.clone(), out.sink.finish()?));
+            match out.sink.finish() {
+                Ok(summary) => summaries.push((planned.name.clone(), summary)),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         Ok(RunSummary {
             rows_in,

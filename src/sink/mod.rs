@@ -212,9 +212,19 @@ impl PendingFile {
 
     /// Renames the complete file into place (replacing an older one).
     pub(crate) fn commit(self) -> Result<PathBuf> {
+        // Data on disk before the name appears, and the new name on disk before we report it:
+        // after a crash a reader finds the whole file or none.
+        File::open(&self.tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| WindrowError::Data(format!("cannot sync {}: {e}", self.tmp.display())))?;
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| {
             WindrowError::Data(format!("cannot rename {} to {}: {e}", self.tmp.display(), self.dest.display()))
         })?;
+        if let Some(dir) = self.dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| WindrowError::Data(format!("cannot sync directory {}: {e}", dir.display())))?;
+        }
         Ok(self.dest)
     }
 }

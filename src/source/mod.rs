@@ -9,7 +9,9 @@
 //!
 //! [`open_files`] picks the reader from a [`FileFormat`] (given, or detected from the file's
 //! magic bytes and extension). Every error names the file, and the batch or line where the
-//! reader knows it; a truncated or malformed file is an error, never a shorter stream.
+//! reader knows it; a truncated or malformed file is an error, never a shorter stream — except an
+//! Arrow IPC *stream* cut exactly at a message boundary, which the format cannot tell from its end
+//! (the file format, with its footer, can).
 
 mod csv;
 mod files;

@@ -14,7 +14,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
 use arrow::compute::cast;
 use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -187,6 +187,15 @@ impl ExecutionPlan for WindowExec {
             return Err(DataFusionError::Internal(format!("WindowExec has one partition, asked for {partition}")));
         }
         let op = self.builder.clone().build().map_err(to_df)?;
+        // Round-robin repartitioning below this plan would interleave the input's batches out
+        // of order, and windowing depends on arrival order: refuse rather than mis-window.
+        if contains_round_robin(&self.input) {
+            return Err(DataFusionError::Plan(
+                "a window function's input is repartitioned round-robin, which reorders rows; run it on \
+                 windrow::sql::context() or set datafusion.optimizer.enable_round_robin_repartition = false"
+                    .into(),
+            ));
+        }
         // Input partitions one after the other, in order: a file split into several
         // partitions is still read in row order.
         let parts = self.input.output_partitioning().partition_count();
@@ -253,6 +262,21 @@ impl Runner {
     }
 
     fn select(&self, out: WindowOut) -> DfResult<Vec<RecordBatch>> {
+        // Rows the operator refused (null key or time, bounds out of range) have no place in a
+        // SQL result: fail the query naming them rather than drop them silently.
+        let refused: usize = out.errors.iter().map(RecordBatch::num_rows).sum();
+        if refused > 0 {
+            let reason = out
+                .errors
+                .iter()
+                .find(|b| b.num_rows() > 0)
+                .and_then(|b| b.column(b.num_columns() - 1).as_string_opt::<i32>().map(|r| r.value(0).to_string()))
+                .unwrap_or_default();
+            return Err(DataFusionError::Execution(format!(
+                "{refused} input row(s) cannot be windowed (first: {reason}); filter them out in a view, e.g. \
+                 CREATE VIEW v AS SELECT * FROM t WHERE <key> IS NOT NULL AND <time> IS NOT NULL"
+            )));
+        }
         let batches = match self.output {
             WindowOutput::Down => out.down,
             WindowOutput::Late => out.late,
@@ -276,6 +300,14 @@ impl Runner {
             })
             .collect()
     }
+}
+
+/// Whether `plan` or a plan below it repartitions round-robin.
+fn contains_round_robin(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let here = plan
+        .downcast_ref::<datafusion::physical_plan::repartition::RepartitionExec>()
+        .is_some_and(|r| matches!(r.partitioning(), datafusion::physical_plan::Partitioning::RoundRobinBatch(_)));
+    here || plan.children().into_iter().any(contains_round_robin)
 }
 
 /// A logical DataFusion schema over an Arrow one, without qualifiers.

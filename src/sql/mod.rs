@@ -105,8 +105,11 @@ use crate::error::{Result, WindrowError, plan_err};
 use tvf::{Kind, WindowFunction};
 
 /// A [`SessionContext`] with windrow's window table functions installed.
+///
+/// Round-robin repartitioning is off: windowing depends on the order rows arrive in, and a
+/// round-robin repartition (which DataFusion adds below filters, e.g. in a view) reorders them.
 pub fn context() -> SessionContext {
-    let ctx = SessionContext::new();
+    let ctx = SessionContext::new_with_config(ordered_config());
     register_window_functions(&ctx);
     ctx
 }
@@ -117,10 +120,15 @@ pub fn context() -> SessionContext {
 /// closed window as it closes. Window outputs are small; the per-batch overhead does not matter
 /// there, but use [`context`] for large batch queries.
 pub fn live_context() -> SessionContext {
-    let config = datafusion::prelude::SessionConfig::new().with_coalesce_batches(false).with_batch_size(1);
+    let config = ordered_config().with_coalesce_batches(false).with_batch_size(1);
     let ctx = SessionContext::new_with_config(config);
     register_window_functions(&ctx);
     ctx
+}
+
+/// DataFusion's defaults, except that rows keep their order into window functions.
+fn ordered_config() -> datafusion::prelude::SessionConfig {
+    datafusion::prelude::SessionConfig::new().with_round_robin_repartition(false)
 }
 
 /// Installs windrow's window table functions (`tumble`, `hop`, `session` and their `_late`

@@ -305,7 +305,12 @@ impl WindowFunction {
                     Err(e) => return self.err(format!("`offset` '{s}' is not an RFC 3339 instant ({e})")),
                 }
             }
-            v => return Ok(epoch + self.duration(Some(v), "offset")?),
+            v => {
+                let d = self.duration(Some(v), "offset")?;
+                return epoch
+                    .checked_add_signed(d)
+                    .map_or_else(|| self.err(format!("`offset` {} is out of range", show(Some(v)))), Ok);
+            }
         };
         ts.map_or_else(|| self.err(format!("`offset` {} is out of range", show(Some(v)))), Ok)
     }
