@@ -77,6 +77,9 @@ struct OpenWindow {
     slot: u32,
 }
 
+/// No window: an empty interval, so no timestamp falls into it.
+const NO_WINDOW: OpenWindow = OpenWindow { id: 0, start: i64::MAX, end: i64::MIN, slot: 0 };
+
 #[derive(Clone, Copy, Debug)]
 struct Queued {
     ts: i64,
@@ -112,6 +115,10 @@ pub(crate) struct Shard {
     keys: KeyTable,
     clocks: Vec<ClockState>,
     fixed: Vec<Vec<OpenWindow>>,
+    /// Tumbling windows: each key's most recently used open window, so that the common case
+    /// (the row falls into the window the key's previous row used) needs no division and no
+    /// search. Reset whenever one of the key's windows closes (its slot may be reused).
+    recent: Vec<OpenWindow>,
     sessions: Vec<Sessions>,
     queues: Vec<Vec<Queued>>,
     /// Keys with open windows or queued rows, for stream-scope settling and end of input.
@@ -143,6 +150,7 @@ impl Shard {
             keys: KeyTable::default(),
             clocks: Vec::new(),
             fixed: Vec::new(),
+            recent: Vec::new(),
             sessions: Vec::new(),
             queues: Vec::new(),
             active: Vec::new(),
@@ -214,7 +222,10 @@ impl Shard {
             if new {
                 self.clocks.push(ClockState::new(sys_now));
                 match cfg.windower {
-                    BoundWindower::Fixed(_) => self.fixed.push(Vec::new()),
+                    BoundWindower::Fixed(_) => {
+                        self.fixed.push(Vec::new());
+                        self.recent.push(NO_WINDOW);
+                    }
                     BoundWindower::Session { .. } => self.sessions.push(Sessions::default()),
                 }
                 if cfg.ordered {
@@ -341,6 +352,9 @@ impl Shard {
                         true
                     }
                 });
+                if max_end != NEG_INF {
+                    self.recent[ku] = NO_WINDOW;
+                }
                 if eof && max_end != NEG_INF {
                     // Spec §9.3: a continuation after end of input can never reopen a window.
                     let c = &mut self.clocks[ku];
@@ -396,6 +410,19 @@ impl Shard {
 
     #[inline]
     fn apply_fixed(&mut self, f: &FixedWindows, k: u32, ts: i64, row: RowRef, track_ctx: bool) {
+        let tumbling = f.offset == f.length;
+        if tumbling {
+            let w = self.recent[k as usize];
+            // The window [start, end) holding ts is the only tumbling window containing it.
+            if w.start <= ts && ts < w.end {
+                self.op_refs.push(row);
+                self.op_slots.push(w.slot);
+                if track_ctx {
+                    self.op_ctx.push((k, w.id, w.start, w.end));
+                }
+                return;
+            }
+        }
         let Some((first, last)) = f.ids(ts) else {
             return;
         };
@@ -414,6 +441,9 @@ impl Shard {
             self.op_slots.push(slot);
             if track_ctx {
                 self.op_ctx.push((k, id, start, end));
+            }
+            if tumbling {
+                self.recent[k as usize] = OpenWindow { id, start, end, slot };
             }
         }
     }
