@@ -14,13 +14,66 @@ use datafusion::common::ScalarValue;
 use super::{AggFactory, BatchStore, BatchView, RowRef, SlotAgg};
 use crate::error::{Result, WindrowError, plan_err};
 
-/// The container `collect_window` builds (spec §8.2). Only `List` is offered; bytewax's `set`
-/// and `dict` are not implemented yet.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The container `collect_window` builds (spec §8.2).
+///
+/// Every container is a function of the window's rows in application order: in ordered mode
+/// (the default) sorted by timestamp, ties in arrival order; in unordered mode arrival order,
+/// and after a session merge the target's rows, then the original's.
+///
+/// * [`List`](Self::List): every value, in that order (`List<T>`, or `List<Struct>` of whole
+///   rows). Nulls are kept.
+/// * [`Set`](Self::Set): the distinct values of one column (`.column(..)`), each at its
+///   *first* occurrence in that order (`List<T>`). So in ordered mode a value's place is that
+///   of its earliest `(timestamp, arrival)`: arrivals `a@5, b@3, a@4` give `[b, a]` (applied
+///   as `b@3, a@4, a@5`), while unordered mode gives `[a, b]`. A session merge is the
+///   union, the target's values first. Null is a value like any other (kept once); floats
+///   compare by Arrow's total order (`-0.0 != 0.0`, equal `NaN`s are one value).
+/// * [`Dict`](Self::Dict): `d[key] = value` for each row in that order, so the *last* write
+///   wins; keys in first-insertion order (`Map<K, V>`, named after the value column, entries
+///   `keys`/`values`). A session merge writes the original's entries over the target's (new
+///   keys after the target's). A null value is stored; a row with a null key cannot be a map
+///   entry and goes to `errors` (reason `null dict key column "…"`), like a null window key.
+///
+/// Set and dict values are compared through Arrow's row format; a column type it cannot
+/// encode is rejected when the operator is built.
+///
+/// ```
+/// use windrow::prelude::*;
+/// let set = CollectInto::Set;
+/// let dict = CollectInto::dict("page", "duration_ms");
+/// assert_eq!(dict, CollectInto::Dict { key: "page".into(), value: "duration_ms".into() });
+/// # let _ = set;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum CollectInto {
-    /// An Arrow `List` in application order.
+    /// An Arrow `List` of every collected value, in application order.
     #[default]
     List,
+    /// The distinct values of the `.column(..)`, in first-insertion order.
+    Set,
+    /// A map from the `key` column to the `value` column; the last write wins.
+    Dict {
+        /// The column holding each entry's key.
+        key: String,
+        /// The column holding each entry's value (also the result column's name).
+        value: String,
+    },
+}
+
+impl CollectInto {
+    /// [`CollectInto::Dict`] from the key and value column names.
+    pub fn dict(key: impl Into<String>, value: impl Into<String>) -> Self {
+        CollectInto::Dict { key: key.into(), value: value.into() }
+    }
+
+    /// The name used in configuration and errors: `list`, `set` or `dict`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CollectInto::List => "list",
+            CollectInto::Set => "set",
+            CollectInto::Dict { .. } => "dict",
+        }
+    }
 }
 
 /// Gathers the rows named by `refs` (grouped per output row by `offsets`) from the retained
@@ -70,7 +123,7 @@ pub(crate) struct CollectFactory {
 }
 
 impl CollectFactory {
-    pub fn column(index: usize, name: String, _into: CollectInto, schema: &SchemaRef) -> Self {
+    pub fn column(index: usize, name: String, schema: &SchemaRef) -> Self {
         let item_type = schema.field(index).data_type().clone();
         let field = Field::new(name, DataType::List(Arc::new(Field::new("item", item_type.clone(), true))), false);
         CollectFactory { what: Collected::Column(index), field: Arc::new(field), item_type }
