@@ -125,6 +125,8 @@ fn op_name(op: RefOp) -> &'static str {
     match op {
         RefOp::Count => "count",
         RefOp::Collect => "collect",
+        RefOp::CollectSet => "collect_set",
+        RefOp::CollectDict => "collect_dict",
         RefOp::FoldSum => "fold_sum",
         RefOp::ReduceSum => "reduce_sum",
         RefOp::Max => "max",
@@ -508,6 +510,14 @@ fn build_operator(
             fold_window("op", &keyed, clock, windower, fns).ordered(ordered)
         }
         RefOp::Collect => collect_window("op", &keyed, clock, windower).column("value").ordered(ordered),
+        RefOp::CollectSet => collect_window("op", &keyed, clock, windower)
+            .column("value")
+            .into_container(CollectInto::Set)
+            .ordered(ordered),
+        // The reference's dict: value → ts.
+        RefOp::CollectDict => collect_window("op", &keyed, clock, windower)
+            .into_container(CollectInto::dict("value", "ts"))
+            .ordered(ordered),
         RefOp::ReduceSum => reduce_window("op", &keyed, clock, windower, |acc: Row, v: &Row| {
             let sum = acc.f64("value").unwrap_or(0.0) + v.f64("value").unwrap_or(0.0);
             acc.with("value", ScalarValue::Float64(Some(sum)))
@@ -636,6 +646,34 @@ fn decode(op: RefOp, layout: &Layout, raw: &WindowOut) -> Result<RefOutput, Stri
                             return Err("null collected item".to_string());
                         }
                         Ok(RefResult::Collect(v.values().to_vec()))
+                    })
+                    .collect::<Result<_, String>>()?
+            }
+            RefOp::CollectSet => {
+                let c = column(b, "value")?;
+                let list = c.as_list_opt::<i32>().ok_or_else(|| format!("set column has type {}", c.data_type()))?;
+                (0..list.len())
+                    .map(|i| {
+                        let v = list.value(i);
+                        let v = v.as_primitive_opt::<Float64Type>().ok_or("set items are not f64")?;
+                        if v.null_count() > 0 {
+                            return Err("null set item".to_string());
+                        }
+                        Ok(RefResult::Set(v.values().to_vec()))
+                    })
+                    .collect::<Result<_, String>>()?
+            }
+            RefOp::CollectDict => {
+                // A `Map<Float64, Timestamp>` column named after the value column, `ts`.
+                let c = column(b, "ts")?;
+                let map = c.as_map_opt().ok_or_else(|| format!("dict column has type {}", c.data_type()))?;
+                (0..map.len())
+                    .map(|i| {
+                        let e = map.value(i);
+                        let entries = RecordBatch::from(e);
+                        let k = decode_f64(&entries, "keys")?;
+                        let v = decode_ts(&entries, "values", layout)?;
+                        Ok(RefResult::Dict(k.into_iter().zip(v).collect()))
                     })
                     .collect::<Result<_, String>>()?
             }
@@ -876,6 +914,16 @@ fn differential_collect() {
 }
 
 #[test]
+fn differential_collect_set() {
+    sweep(RefOp::CollectSet, SEEDS, &windowers(), &waits());
+}
+
+#[test]
+fn differential_collect_dict() {
+    sweep(RefOp::CollectDict, SEEDS, &windowers(), &waits());
+}
+
+#[test]
 fn differential_fold_sum() {
     sweep(RefOp::FoldSum, SEEDS, &windowers(), &waits());
 }
@@ -934,7 +982,16 @@ fn differential_long_stream() {
 fn differential_extended_seeds() {
     let n: u64 = std::env::var("WINDROW_DIFF_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let seeds: Vec<u64> = (100..100 + n).collect();
-    for op in [RefOp::Count, RefOp::Collect, RefOp::FoldSum, RefOp::ReduceSum, RefOp::Max, RefOp::Min] {
+    for op in [
+        RefOp::Count,
+        RefOp::Collect,
+        RefOp::CollectSet,
+        RefOp::CollectDict,
+        RefOp::FoldSum,
+        RefOp::ReduceSum,
+        RefOp::Max,
+        RefOp::Min,
+    ] {
         sweep(op, &seeds, &extended_windowers(), &extended_waits());
     }
 }
@@ -1224,10 +1281,19 @@ fn spec_watermark_scope_examples() {
 // =============================================================================================
 
 fn all_ops() -> Vec<(RefOp, bool)> {
-    [RefOp::Count, RefOp::Collect, RefOp::FoldSum, RefOp::ReduceSum, RefOp::Max, RefOp::Min]
-        .into_iter()
-        .flat_map(op_variants)
-        .collect()
+    [
+        RefOp::Count,
+        RefOp::Collect,
+        RefOp::CollectSet,
+        RefOp::CollectDict,
+        RefOp::FoldSum,
+        RefOp::ReduceSum,
+        RefOp::Max,
+        RefOp::Min,
+    ]
+    .into_iter()
+    .flat_map(op_variants)
+    .collect()
 }
 
 fn simple_case(op: RefOp, ordered: bool, windower: RefWindower, wait: Option<i64>) -> Case {
@@ -1244,7 +1310,8 @@ fn assert_full_schemas(op: RefOp, out: &WindowOut, layout: &Layout, ctx: &str) {
     let utc = DataType::Timestamp(layout.unit, Some("UTC".into()));
     let result: Vec<&str> = match op {
         RefOp::Count => vec!["count"],
-        RefOp::Collect => vec!["value"],
+        RefOp::Collect | RefOp::CollectSet => vec!["value"],
+        RefOp::CollectDict => vec!["ts"],
         RefOp::FoldSum => vec!["sum"],
         RefOp::ReduceSum | RefOp::Max | RefOp::Min => vec!["ts", "value"],
         RefOp::Join { .. } => unreachable!(),
