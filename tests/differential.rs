@@ -544,7 +544,21 @@ fn builder_for(case: &Case, layout: &Layout) -> WindowOpBuilder {
 
 /// Builds the operator, pushes `batches` one by one, finishes, and decodes the outputs.
 fn run_engine(case: &Case, layout: &Layout, batches: &[RecordBatch], threads: usize) -> Result<EngineRun, String> {
-    let mut op = builder_for(case, layout).threads(threads).build().map_err(|e| format!("build failed: {e}"))?;
+    run_engine_with(builder_for, case, layout, batches, threads)
+}
+
+/// Makes the operator of a case (normally [`builder_for`]).
+type MakeBuilder = fn(&Case, &Layout) -> WindowOpBuilder;
+
+/// [`run_engine`] with the operator made by `make` (its output decoded as `case.op`'s).
+fn run_engine_with(
+    make: MakeBuilder,
+    case: &Case,
+    layout: &Layout,
+    batches: &[RecordBatch],
+    threads: usize,
+) -> Result<EngineRun, String> {
+    let mut op = make(case, layout).threads(threads).build().map_err(|e| format!("build failed: {e}"))?;
     let mut raw = op.empty_output();
     for (i, b) in batches.iter().enumerate() {
         raw.extend(op.push(b).map_err(|e| format!("push of batch {i} failed: {e}"))?);
@@ -820,12 +834,23 @@ fn check_conservation(case: &Case, out: &RefOutput, n_rows: usize) -> Result<(),
 
 /// Runs one case over every batching and returns the failures (one message each).
 fn check_case(case: &Case, rows: &[RefRow], layout: &Layout, batchings: &[(usize, usize)]) -> Vec<String> {
+    check_case_with(builder_for, case, rows, layout, batchings)
+}
+
+/// [`check_case`] with the engine's operator made by `make`.
+fn check_case_with(
+    make: MakeBuilder,
+    case: &Case,
+    rows: &[RefRow],
+    layout: &Layout,
+    batchings: &[(usize, usize)],
+) -> Vec<String> {
     let reference = run_reference(&case.ref_config(), &[rows.to_vec()]);
     let mut failures = Vec::new();
     for &(batch, threads) in batchings {
         let ctx = case.describe(batch, threads);
         let batches = batches_of(rows, batch, layout);
-        let run = match run_engine(case, layout, &batches, threads) {
+        let run = match run_engine_with(make, case, layout, &batches, threads) {
             Ok(run) => run,
             Err(e) => {
                 failures.push(format!("[{ctx}] engine error: {e}"));
@@ -941,6 +966,51 @@ fn differential_max() {
 #[test]
 fn differential_min() {
     sweep(RefOp::Min, SEEDS, &windowers(), &waits());
+}
+
+/// `max_window` / `min_window` by a DataFusion expression (spec §8.4, bytewax's `by`
+/// function): max by `value * -1` must pick exactly the rows the reference's min by `value`
+/// picks (ties: earliest arrival; on a merge the target's row), and min by `value * -1` those
+/// of the reference's max. (The generator's values are multiples of 0.25 without `-0.0` or
+/// NaN, so negation reverses the total order exactly.)
+#[test]
+fn differential_max_min_by_expression() {
+    fn negated(case: &Case, layout: &Layout) -> WindowOpBuilder {
+        let schema = layout.schema();
+        let keyed = key_on(&schema, layout.key_cols());
+        let (clock, windower) =
+            (build_clock(case.wait, layout.ref_unit), build_windower(case.windower, layout.ref_unit));
+        // The engine runs the opposite operator of the reference's.
+        let b = match case.op {
+            RefOp::Min => max_window("op", &keyed, clock, windower),
+            RefOp::Max => min_window("op", &keyed, clock, windower),
+            other => panic!("no by-expression variant of {other:?}"),
+        };
+        let frozen = DateTime::from_timestamp(1_717_200_000, 0).expect("frozen time");
+        b.by_expr("neg_value", datafusion::prelude::col("value") * datafusion::prelude::lit(-1.0))
+            .time_source(TimeSource::Frozen(frozen))
+            .scope(if case.per_stream { WatermarkScope::PerStream } else { WatermarkScope::PerKey })
+    }
+    let mut failures = Vec::new();
+    for &seed in SEEDS {
+        let rows = generate(seed);
+        for &windower in &windowers() {
+            for &wait in &waits() {
+                for per_stream in [false, true] {
+                    for op in [RefOp::Min, RefOp::Max] {
+                        let case =
+                            Case { seed, size: StreamSize::Normal, op, windower, wait, per_stream, ordered: false };
+                        failures.extend(
+                            check_case_with(negated, &case, &rows, &Layout::standard(), BATCHINGS)
+                                .into_iter()
+                                .map(|f| format!("(engine: the other op by value * -1) {f}")),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    report(&failures, "max/min by expression");
 }
 
 /// A stream longer than 1000 rows, so that batch size 1000 really splits it: every op, three

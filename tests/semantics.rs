@@ -635,3 +635,82 @@ fn collect_set_and_dict_construction_errors() {
         .into_container(CollectInto::Set));
     assert!(e.contains("\"tags\"") && e.contains("List("), "{e}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// max_window / min_window by an expression (spec §8.4, §16 item 21)
+// ---------------------------------------------------------------------------------------------
+
+/// `(ts µs, value)` of the rows a max/min by `value * value` picks, per window.
+fn best_by_square(max: bool, rows: &[(i64, Option<f64>)]) -> Vec<(i64, Option<f64>)> {
+    let b = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(StringArray::from(vec!["k"; rows.len()])),
+            Arc::new(
+                TimestampMicrosecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()).with_timezone("UTC"),
+            ),
+            Arc::new(Float64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap();
+    let keyed = key_on(&schema(), ["key"]);
+    let builder = if max {
+        max_window("m", &keyed, EventClock::new("ts"), tumbling(10))
+    } else {
+        min_window("m", &keyed, EventClock::new("ts"), tumbling(10))
+    };
+    let out = builder
+        .by_expr("square", datafusion::prelude::col("value") * datafusion::prelude::col("value"))
+        .build()
+        .unwrap()
+        .run([&b])
+        .unwrap();
+    let out = out.down_batch().unwrap();
+    assert_eq!(
+        out.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
+        ["key", "window_id", "window_start", "window_end", "ts", "value"],
+        "the whole row, not the expression"
+    );
+    let v = col::<Float64Array>(&out, "value");
+    let ts = col::<TimestampMicrosecondArray>(&out, "ts");
+    (0..out.num_rows()).map(|i| (ts.value(i), v.is_valid(i).then(|| v.value(i)))).collect()
+}
+
+/// Hand-worked, bytewax's `test_max_window` shape with `by = value²`: tumbling 10 s, wait 0,
+/// values `1@0, -9@4, 3@8, 10@12, -4@13`: squares 1, 81, 9 | 100, 16 → max: `-9@4`, `10@12`;
+/// min: `1@0`, `-4@13`. Ties (`3` and `-3`, both 9) keep the earliest arrival; a null square
+/// loses to every value; NaN² is NaN, above every number.
+#[test]
+fn max_min_by_expression() {
+    let rows = [(0, Some(1.0)), (4 * S, Some(-9.0)), (8 * S, Some(3.0)), (12 * S, Some(10.0)), (13 * S, Some(-4.0))];
+    assert_eq!(best_by_square(true, &rows), vec![(4 * S, Some(-9.0)), (12 * S, Some(10.0))]);
+    assert_eq!(best_by_square(false, &rows), vec![(0, Some(1.0)), (13 * S, Some(-4.0))]);
+
+    let ties = [(0, Some(-3.0)), (S, Some(3.0)), (2 * S, None)];
+    assert_eq!(best_by_square(true, &ties), vec![(0, Some(-3.0))]);
+    assert_eq!(best_by_square(false, &ties), vec![(0, Some(-3.0))], "null loses to every value");
+    let with_nan = [(0, Some(100.0)), (S, Some(f64::NAN))];
+    let got = best_by_square(true, &with_nan);
+    assert!(got[0].0 == S && got[0].1.is_some_and(f64::is_nan), "{got:?}");
+    assert_eq!(best_by_square(true, &[(0, None), (S, None)]), vec![(0, None)], "all null: the earliest row");
+}
+
+#[test]
+fn by_expression_errors_name_the_expression() {
+    use datafusion::prelude::{col, lit};
+    let keyed = key_on(&schema(), ["key"]);
+    let e = max_window("m", &keyed, EventClock::new("ts"), tumbling(10))
+        .by_expr("bad", col("nope") + lit(1.0))
+        .build()
+        .err()
+        .expect("an unknown column")
+        .to_string();
+    assert!(e.contains("max_window") && e.contains("`by` expression \"bad\"") && e.contains("nope"), "{e}");
+    let e = min_window("m", &keyed, EventClock::new("ts"), tumbling(10))
+        .by_expr("positive", col("value").gt(lit(0.0)))
+        .build()
+        .err()
+        .expect("a boolean")
+        .to_string();
+    assert!(e.contains("`by` expression \"positive\" has type Boolean"), "{e}");
+}

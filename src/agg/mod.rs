@@ -24,7 +24,7 @@ pub(crate) use builtin::{BuiltinFactory, CountFactory};
 pub(crate) use container::{CollectDictFactory, CollectSetFactory};
 pub(crate) use join::JoinFactory;
 pub use join::{EmitMode, InsertMode};
-pub(crate) use rows::{ArgBestFactory, CollectFactory, FoldFactory, ReduceFactory};
+pub(crate) use rows::{ArgBestFactory, ByInput, CollectFactory, FoldFactory, ReduceFactory};
 pub use rows::{CollectInto, FoldFns, FolderFn, ReduceFn, Row, RowView};
 pub(crate) use store::{BatchStore, RowRef};
 

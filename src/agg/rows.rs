@@ -10,6 +10,7 @@ use arrow::compute::{cast, interleave};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, Int64Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use datafusion::physical_expr::PhysicalExpr;
 
 use super::{AggFactory, BatchStore, BatchView, RowRef, SlotAgg};
 use crate::error::{Result, WindrowError, plan_err};
@@ -304,23 +305,47 @@ impl ByValue {
     }
 }
 
+/// What `max_window` / `min_window` compare: a column, or an expression evaluated per batch.
+#[derive(Clone)]
+pub(crate) enum ByInput {
+    Column(usize),
+    Expr { name: String, expr: Arc<dyn PhysicalExpr> },
+}
+
+impl ByInput {
+    /// The `by` values of every row of `batch`.
+    fn evaluate(&self, batch: &RecordBatch) -> Result<ArrayRef> {
+        match self {
+            ByInput::Column(i) => Ok(Arc::clone(batch.column(*i))),
+            ByInput::Expr { name, expr } => expr
+                .evaluate(batch)
+                .and_then(|v| v.into_array(batch.num_rows()))
+                .map_err(|err| WindrowError::Data(format!("`by` expression \"{name}\" failed: {err}"))),
+        }
+    }
+}
+
 /// `max_window` / `min_window`: the whole row with the largest/smallest `by` value.
 pub(crate) struct ArgBestFactory {
-    by: usize,
+    by: ByInput,
     max: bool,
     value_columns: Vec<usize>,
     fields: Vec<FieldRef>,
 }
 
 impl ArgBestFactory {
-    pub fn bind(by: usize, max: bool, value_columns: Vec<usize>, schema: &SchemaRef) -> Result<Self> {
-        let dt = schema.field(by).data_type();
+    pub fn bind(by: ByInput, max: bool, value_columns: Vec<usize>, schema: &SchemaRef) -> Result<Self> {
+        let (what, dt) = match &by {
+            ByInput::Column(i) => {
+                (format!("column \"{}\"", schema.field(*i).name()), schema.field(*i).data_type().clone())
+            }
+            ByInput::Expr { name, expr } => (format!("expression \"{name}\""), expr.data_type(schema)?),
+        };
         let ok = dt.is_numeric()
             || matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Timestamp(..));
         if !ok {
             return plan_err(format!(
-                "`by` column \"{}\" has type {dt}; max_window/min_window compare numbers, timestamps or strings",
-                schema.field(by).name()
+                "`by` {what} has type {dt}; max_window/min_window compare numbers, timestamps or strings"
             ));
         }
         let fields = value_columns.iter().map(|&i| Arc::new(schema.field(i).clone())).collect();
@@ -334,7 +359,7 @@ impl AggFactory for ArgBestFactory {
     }
     fn create(&self) -> Box<dyn SlotAgg> {
         Box::new(ArgBest {
-            by: self.by,
+            by: self.by.clone(),
             max: self.max,
             value_columns: self.value_columns.clone(),
             fields: self.fields.clone(),
@@ -344,7 +369,7 @@ impl AggFactory for ArgBestFactory {
 }
 
 struct ArgBest {
-    by: usize,
+    by: ByInput,
     max: bool,
     value_columns: Vec<usize>,
     fields: Vec<FieldRef>,
@@ -377,7 +402,7 @@ impl SlotAgg for ArgBest {
         }
     }
     fn update(&mut self, b: &BatchView<'_>, rows: &[u32], slots: &[u32], store: &mut BatchStore) -> Result<()> {
-        let by = by_values(b.batch.column(self.by))?;
+        let by = by_values(&self.by.evaluate(b.batch)?)?;
         for (&row, &s) in rows.iter().zip(slots) {
             let v = &by[row as usize];
             let cell = &mut self.best[s as usize];

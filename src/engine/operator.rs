@@ -9,10 +9,12 @@ use arrow::compute::{concat_batches, take};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use rayon::prelude::*;
 
-use super::keys::{BoundKeys, KeySpec};
+use datafusion::logical_expr::Expr;
+
+use super::keys::{BoundKeys, KeySpec, bind_expr};
 use super::shard::{Lateness, Shard, ShardConfig};
 use crate::agg::{
-    Agg, AggFactory, ArgBestFactory, BuiltinFactory, CollectDictFactory, CollectFactory, CollectInto,
+    Agg, AggFactory, ArgBestFactory, BuiltinFactory, ByInput, CollectDictFactory, CollectFactory, CollectInto,
     CollectSetFactory, CountFactory, FoldFactory, FoldFns, ReduceFactory, ReduceFn,
 };
 use crate::error::{Result, WindrowError, config_err, plan_err};
@@ -33,12 +35,20 @@ pub(crate) enum AggSpec {
     Fold(Arc<dyn AggFactory>),
     Reduce(ReduceFn),
     Best {
-        by: Option<String>,
+        by: Option<BySpec>,
         max: bool,
     },
     Aggs(Vec<Agg>),
     /// A custom aggregator (joins).
     Custom(&'static str, Arc<dyn AggFactory>),
+}
+
+/// What `max_window` / `min_window` compare.
+#[derive(Clone)]
+pub(crate) enum BySpec {
+    Column(String),
+    /// A named DataFusion expression, evaluated per batch.
+    Expr(String, Expr),
 }
 
 impl AggSpec {
@@ -214,7 +224,48 @@ impl WindowOpBuilder {
     /// `max_window`/`min_window`: the column to compare.
     pub fn by(mut self, column: impl Into<String>) -> Self {
         if let AggSpec::Best { by, .. } = &mut self.agg {
-            *by = Some(column.into());
+            *by = Some(BySpec::Column(column.into()));
+        }
+        self
+    }
+
+    /// `max_window`/`min_window`: compare a DataFusion expression over the row instead of a
+    /// column (bytewax's `by` function), evaluated once per micro-batch like key expressions.
+    /// `name` names it in errors; it is not an output column (the result is still the whole
+    /// row). The rules of spec §8.4 and §16 are unchanged: ties keep the earliest arrival (on a
+    /// merge, the target's row), a null value loses to every non-null one, floats compare by
+    /// Arrow's total order (`NaN` above every number). The expression must produce numbers,
+    /// timestamps or strings.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use arrow::array::{AsArray, Float64Array, RecordBatch, StringArray, TimestampSecondArray};
+    /// use arrow::datatypes::{DataType, Field, Float64Type, Schema, TimeUnit};
+    /// use chrono::TimeDelta;
+    /// use datafusion::prelude::col;
+    /// use windrow::prelude::*;
+    ///
+    /// let schema = Arc::new(Schema::new(vec![
+    ///     Field::new("k", DataType::Utf8, false),
+    ///     Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), false),
+    ///     Field::new("x", DataType::Float64, false),
+    /// ]));
+    /// let batch = RecordBatch::try_new(schema.clone(), vec![
+    ///     Arc::new(StringArray::from(vec!["a", "a", "a"])),
+    ///     Arc::new(TimestampSecondArray::from(vec![0, 1, 2])),
+    ///     Arc::new(Float64Array::from(vec![2.0, -5.0, 4.0])),
+    /// ]).unwrap();
+    /// // The row farthest from zero: compare x², keep the whole row.
+    /// let mut op = max_window("far", &key_on(&schema, ["k"]), EventClock::new("ts"),
+    ///                         TumblingWindower::new(TimeDelta::seconds(10)).unwrap())
+    ///     .by_expr("x_squared", col("x") * col("x"))
+    ///     .build().unwrap();
+    /// let down = op.run([&batch]).unwrap().down_batch().unwrap();
+    /// assert_eq!(down.column_by_name("x").unwrap().as_primitive::<Float64Type>().value(0), -5.0);
+    /// ```
+    pub fn by_expr(mut self, name: impl Into<String>, expr: Expr) -> Self {
+        if let AggSpec::Best { by, .. } = &mut self.agg {
+            *by = Some(BySpec::Expr(name.into(), expr));
         }
         self
     }
@@ -295,13 +346,19 @@ impl WindowOpBuilder {
                 fields: value_columns.iter().map(|&i| Arc::new(self.schema.field(i).clone())).collect(),
             }),
             AggSpec::Best { by, max } => {
-                let by_index = match by {
-                    Some(b) => self.schema.index_of(b).or_else(|_| {
+                let by_input = match by {
+                    Some(BySpec::Column(b)) => ByInput::Column(self.schema.index_of(b).or_else(|_| {
                         plan_err(format!(
                             "{op_name}: `by` column \"{b}\" not found; the input has columns {:?}",
                             self.column_names()
                         ))
-                    })?,
+                    })?),
+                    Some(BySpec::Expr(name, e)) => {
+                        let expr = bind_expr(e, &self.schema).map_err(|err| {
+                            WindrowError::Plan(format!("{op_name}: `by` expression \"{name}\" ({e}): {err}"))
+                        })?;
+                        ByInput::Expr { name: name.clone(), expr }
+                    }
                     None => {
                         // bytewax's default compares the value itself: the single column that
                         // is neither key nor event time.
@@ -312,16 +369,16 @@ impl WindowOpBuilder {
                         let candidates: Vec<usize> =
                             value_columns.iter().copied().filter(|&i| Some(i) != time_col).collect();
                         match candidates.as_slice() {
-                            [one] => *one,
+                            [one] => ByInput::Column(*one),
                             _ => {
                                 return plan_err(format!(
-                                    "{op_name}: the input has several value columns; say which to compare with .by(\"column\")"
+                                    "{op_name}: the input has several value columns; say which to compare with .by(\"column\") or .by_expr(name, expr)"
                                 ));
                             }
                         }
                     }
                 };
-                Arc::new(ArgBestFactory::bind(by_index, *max, value_columns.clone(), &self.schema)?)
+                Arc::new(ArgBestFactory::bind(by_input, *max, value_columns.clone(), &self.schema)?)
             }
             AggSpec::Aggs(aggs) => Arc::new(BuiltinFactory::bind(aggs, &self.schema)?),
             AggSpec::Custom(_, f) => Arc::clone(f),
