@@ -125,6 +125,8 @@ fn op_name(op: RefOp) -> &'static str {
     match op {
         RefOp::Count => "count",
         RefOp::Collect => "collect",
+        RefOp::CollectSet => "collect_set",
+        RefOp::CollectDict => "collect_dict",
         RefOp::FoldSum => "fold_sum",
         RefOp::ReduceSum => "reduce_sum",
         RefOp::Max => "max",
@@ -508,6 +510,14 @@ fn build_operator(
             fold_window("op", &keyed, clock, windower, fns).ordered(ordered)
         }
         RefOp::Collect => collect_window("op", &keyed, clock, windower).column("value").ordered(ordered),
+        RefOp::CollectSet => collect_window("op", &keyed, clock, windower)
+            .column("value")
+            .into_container(CollectInto::Set)
+            .ordered(ordered),
+        // The reference's dict: value → ts.
+        RefOp::CollectDict => collect_window("op", &keyed, clock, windower)
+            .into_container(CollectInto::dict("value", "ts"))
+            .ordered(ordered),
         RefOp::ReduceSum => reduce_window("op", &keyed, clock, windower, |acc: Row, v: &Row| {
             let sum = acc.f64("value").unwrap_or(0.0) + v.f64("value").unwrap_or(0.0);
             acc.with("value", ScalarValue::Float64(Some(sum)))
@@ -534,7 +544,21 @@ fn builder_for(case: &Case, layout: &Layout) -> WindowOpBuilder {
 
 /// Builds the operator, pushes `batches` one by one, finishes, and decodes the outputs.
 fn run_engine(case: &Case, layout: &Layout, batches: &[RecordBatch], threads: usize) -> Result<EngineRun, String> {
-    let mut op = builder_for(case, layout).threads(threads).build().map_err(|e| format!("build failed: {e}"))?;
+    run_engine_with(builder_for, case, layout, batches, threads)
+}
+
+/// Makes the operator of a case (normally [`builder_for`]).
+type MakeBuilder = fn(&Case, &Layout) -> WindowOpBuilder;
+
+/// [`run_engine`] with the operator made by `make` (its output decoded as `case.op`'s).
+fn run_engine_with(
+    make: MakeBuilder,
+    case: &Case,
+    layout: &Layout,
+    batches: &[RecordBatch],
+    threads: usize,
+) -> Result<EngineRun, String> {
+    let mut op = make(case, layout).threads(threads).build().map_err(|e| format!("build failed: {e}"))?;
     let mut raw = op.empty_output();
     for (i, b) in batches.iter().enumerate() {
         raw.extend(op.push(b).map_err(|e| format!("push of batch {i} failed: {e}"))?);
@@ -636,6 +660,34 @@ fn decode(op: RefOp, layout: &Layout, raw: &WindowOut) -> Result<RefOutput, Stri
                             return Err("null collected item".to_string());
                         }
                         Ok(RefResult::Collect(v.values().to_vec()))
+                    })
+                    .collect::<Result<_, String>>()?
+            }
+            RefOp::CollectSet => {
+                let c = column(b, "value")?;
+                let list = c.as_list_opt::<i32>().ok_or_else(|| format!("set column has type {}", c.data_type()))?;
+                (0..list.len())
+                    .map(|i| {
+                        let v = list.value(i);
+                        let v = v.as_primitive_opt::<Float64Type>().ok_or("set items are not f64")?;
+                        if v.null_count() > 0 {
+                            return Err("null set item".to_string());
+                        }
+                        Ok(RefResult::Set(v.values().to_vec()))
+                    })
+                    .collect::<Result<_, String>>()?
+            }
+            RefOp::CollectDict => {
+                // A `Map<Float64, Timestamp>` column named after the value column, `ts`.
+                let c = column(b, "ts")?;
+                let map = c.as_map_opt().ok_or_else(|| format!("dict column has type {}", c.data_type()))?;
+                (0..map.len())
+                    .map(|i| {
+                        let e = map.value(i);
+                        let entries = RecordBatch::from(e);
+                        let k = decode_f64(&entries, "keys")?;
+                        let v = decode_ts(&entries, "values", layout)?;
+                        Ok(RefResult::Dict(k.into_iter().zip(v).collect()))
                     })
                     .collect::<Result<_, String>>()?
             }
@@ -782,12 +834,23 @@ fn check_conservation(case: &Case, out: &RefOutput, n_rows: usize) -> Result<(),
 
 /// Runs one case over every batching and returns the failures (one message each).
 fn check_case(case: &Case, rows: &[RefRow], layout: &Layout, batchings: &[(usize, usize)]) -> Vec<String> {
+    check_case_with(builder_for, case, rows, layout, batchings)
+}
+
+/// [`check_case`] with the engine's operator made by `make`.
+fn check_case_with(
+    make: MakeBuilder,
+    case: &Case,
+    rows: &[RefRow],
+    layout: &Layout,
+    batchings: &[(usize, usize)],
+) -> Vec<String> {
     let reference = run_reference(&case.ref_config(), &[rows.to_vec()]);
     let mut failures = Vec::new();
     for &(batch, threads) in batchings {
         let ctx = case.describe(batch, threads);
         let batches = batches_of(rows, batch, layout);
-        let run = match run_engine(case, layout, &batches, threads) {
+        let run = match run_engine_with(make, case, layout, &batches, threads) {
             Ok(run) => run,
             Err(e) => {
                 failures.push(format!("[{ctx}] engine error: {e}"));
@@ -876,6 +939,16 @@ fn differential_collect() {
 }
 
 #[test]
+fn differential_collect_set() {
+    sweep(RefOp::CollectSet, SEEDS, &windowers(), &waits());
+}
+
+#[test]
+fn differential_collect_dict() {
+    sweep(RefOp::CollectDict, SEEDS, &windowers(), &waits());
+}
+
+#[test]
 fn differential_fold_sum() {
     sweep(RefOp::FoldSum, SEEDS, &windowers(), &waits());
 }
@@ -893,6 +966,51 @@ fn differential_max() {
 #[test]
 fn differential_min() {
     sweep(RefOp::Min, SEEDS, &windowers(), &waits());
+}
+
+/// `max_window` / `min_window` by a DataFusion expression (spec §8.4, bytewax's `by`
+/// function): max by `value * -1` must pick exactly the rows the reference's min by `value`
+/// picks (ties: earliest arrival; on a merge the target's row), and min by `value * -1` those
+/// of the reference's max. (The generator's values are multiples of 0.25 without `-0.0` or
+/// NaN, so negation reverses the total order exactly.)
+#[test]
+fn differential_max_min_by_expression() {
+    fn negated(case: &Case, layout: &Layout) -> WindowOpBuilder {
+        let schema = layout.schema();
+        let keyed = key_on(&schema, layout.key_cols());
+        let (clock, windower) =
+            (build_clock(case.wait, layout.ref_unit), build_windower(case.windower, layout.ref_unit));
+        // The engine runs the opposite operator of the reference's.
+        let b = match case.op {
+            RefOp::Min => max_window("op", &keyed, clock, windower),
+            RefOp::Max => min_window("op", &keyed, clock, windower),
+            other => panic!("no by-expression variant of {other:?}"),
+        };
+        let frozen = DateTime::from_timestamp(1_717_200_000, 0).expect("frozen time");
+        b.by_expr("neg_value", datafusion::prelude::col("value") * datafusion::prelude::lit(-1.0))
+            .time_source(TimeSource::Frozen(frozen))
+            .scope(if case.per_stream { WatermarkScope::PerStream } else { WatermarkScope::PerKey })
+    }
+    let mut failures = Vec::new();
+    for &seed in SEEDS {
+        let rows = generate(seed);
+        for &windower in &windowers() {
+            for &wait in &waits() {
+                for per_stream in [false, true] {
+                    for op in [RefOp::Min, RefOp::Max] {
+                        let case =
+                            Case { seed, size: StreamSize::Normal, op, windower, wait, per_stream, ordered: false };
+                        failures.extend(
+                            check_case_with(negated, &case, &rows, &Layout::standard(), BATCHINGS)
+                                .into_iter()
+                                .map(|f| format!("(engine: the other op by value * -1) {f}")),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    report(&failures, "max/min by expression");
 }
 
 /// A stream longer than 1000 rows, so that batch size 1000 really splits it: every op, three
@@ -934,7 +1052,16 @@ fn differential_long_stream() {
 fn differential_extended_seeds() {
     let n: u64 = std::env::var("WINDROW_DIFF_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let seeds: Vec<u64> = (100..100 + n).collect();
-    for op in [RefOp::Count, RefOp::Collect, RefOp::FoldSum, RefOp::ReduceSum, RefOp::Max, RefOp::Min] {
+    for op in [
+        RefOp::Count,
+        RefOp::Collect,
+        RefOp::CollectSet,
+        RefOp::CollectDict,
+        RefOp::FoldSum,
+        RefOp::ReduceSum,
+        RefOp::Max,
+        RefOp::Min,
+    ] {
         sweep(op, &seeds, &extended_windowers(), &extended_waits());
     }
 }
@@ -1224,10 +1351,19 @@ fn spec_watermark_scope_examples() {
 // =============================================================================================
 
 fn all_ops() -> Vec<(RefOp, bool)> {
-    [RefOp::Count, RefOp::Collect, RefOp::FoldSum, RefOp::ReduceSum, RefOp::Max, RefOp::Min]
-        .into_iter()
-        .flat_map(op_variants)
-        .collect()
+    [
+        RefOp::Count,
+        RefOp::Collect,
+        RefOp::CollectSet,
+        RefOp::CollectDict,
+        RefOp::FoldSum,
+        RefOp::ReduceSum,
+        RefOp::Max,
+        RefOp::Min,
+    ]
+    .into_iter()
+    .flat_map(op_variants)
+    .collect()
 }
 
 fn simple_case(op: RefOp, ordered: bool, windower: RefWindower, wait: Option<i64>) -> Case {
@@ -1244,7 +1380,8 @@ fn assert_full_schemas(op: RefOp, out: &WindowOut, layout: &Layout, ctx: &str) {
     let utc = DataType::Timestamp(layout.unit, Some("UTC".into()));
     let result: Vec<&str> = match op {
         RefOp::Count => vec!["count"],
-        RefOp::Collect => vec!["value"],
+        RefOp::Collect | RefOp::CollectSet => vec!["value"],
+        RefOp::CollectDict => vec!["ts"],
         RefOp::FoldSum => vec!["sum"],
         RefOp::ReduceSum | RefOp::Max | RefOp::Min => vec!["ts", "value"],
         RefOp::Join { .. } => unreachable!(),

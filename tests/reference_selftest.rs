@@ -862,3 +862,30 @@ fn speed_5000_rows() {
     let per_run = start.elapsed() / 27;
     assert!(per_run.as_millis() < 500, "reference too slow: {per_run:?} per 5 000-row run");
 }
+
+// ---------------------------------------------------------------------------------------------
+// §8.2: collect into set and dict (hand-worked; the same example as tests/semantics.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// Session gap 10, wait ∞. Arrivals `1@10, 4@30, 2@31, 2@12, 1@20, 3@25`: session 0 =
+/// `{1@10, 2@12}`, session 1 = `{4@30, 2@31}`; `1@20` extends session 0 to `[10,20]`, which
+/// bridges session 1 into it (target 0, original 1); `3@25` lands in session 0.
+/// Unordered: set `[1,2] ∪ [4,2]` then 3 → `[1,2,4,3]`; dict `{1:20, 2:12}` overridden by
+/// `{4:30, 2:31}` → `{1:20, 2:31, 4:30}`, then `3:25`. Ordered: one session applied in
+/// `(ts, arrival)` order `1@10, 2@12, 1@20, 3@25, 4@30, 2@31` → set `[1,2,3,4]`, dict
+/// `{1:20, 2:31, 3:25, 4:30}`, no merge.
+#[test]
+fn s8_2_set_and_dict_with_a_session_merge() {
+    let rows = vals("k", &[(1.0, 10), (4.0, 30), (2.0, 31), (2.0, 12), (1.0, 20), (3.0, 25)]);
+    let out = run1(&cfg(session(10), RefOp::CollectSet, None, false), rows.clone());
+    assert_eq!(out.down, vec![down("k", 0, RefResult::Set(vec![1.0, 2.0, 4.0, 3.0]))]);
+    assert_eq!(out.meta, vec![meta("k", 0, 10, 31, &[1])]);
+    let out = run1(&cfg(session(10), RefOp::CollectDict, None, false), rows.clone());
+    assert_eq!(out.down, vec![down("k", 0, RefResult::Dict(vec![(1.0, 20), (2.0, 31), (4.0, 30), (3.0, 25)]))]);
+
+    let out = run1(&cfg(session(10), RefOp::CollectSet, None, true), rows.clone());
+    assert_eq!(out.down, vec![down("k", 0, RefResult::Set(vec![1.0, 2.0, 3.0, 4.0]))]);
+    assert_eq!(out.meta, vec![meta("k", 0, 10, 31, &[])]);
+    let out = run1(&cfg(session(10), RefOp::CollectDict, None, true), rows);
+    assert_eq!(out.down, vec![down("k", 0, RefResult::Dict(vec![(1.0, 20), (2.0, 31), (3.0, 25), (4.0, 30)]))]);
+}

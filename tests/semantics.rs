@@ -450,3 +450,267 @@ fn dataflow_runs_steps_over_its_inputs() {
     assert_eq!(out["j"].down_batch().unwrap(), direct.down_batch().unwrap());
     assert_eq!(out["counts"].row_counts()[0], 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// collect_window into set and dict (spec §8.2, §16 items 2, 20, 28)
+// ---------------------------------------------------------------------------------------------
+
+fn pages_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("user", DataType::Utf8, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true),
+        Field::new("page", DataType::Utf8, true),
+        Field::new("ms", DataType::Int64, true),
+    ]))
+}
+
+/// Rows `(user, ts in s, page, ms)`.
+fn pages_batch(rows: &[(&str, i64, Option<&str>, Option<i64>)]) -> RecordBatch {
+    RecordBatch::try_new(
+        pages_schema(),
+        vec![
+            Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+            Arc::new(arrow::array::TimestampSecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap()
+}
+
+fn pages_op(into: CollectInto, ordered: bool) -> WindowOpBuilder {
+    let schema = pages_schema();
+    let b = collect_window(
+        "pages",
+        &key_on(&schema, ["user"]),
+        EventClock::new("ts").wait_forever(),
+        SessionWindower::new(TimeDelta::seconds(10)).unwrap(),
+    )
+    .into_container(into.clone())
+    .ordered(ordered);
+    if into == CollectInto::Set { b.column("page") } else { b }
+}
+
+/// Runs `rows` as one batch and as one batch per row; both must agree (spec §16 item 2).
+fn run_pages(into: CollectInto, ordered: bool, rows: &[(&str, i64, Option<&str>, Option<i64>)]) -> WindowOut {
+    let whole = pages_op(into.clone(), ordered).build().unwrap().run([&pages_batch(rows)]).unwrap();
+    let singles: Vec<RecordBatch> = rows.iter().map(|r| pages_batch(std::slice::from_ref(r))).collect();
+    let single = pages_op(into, ordered).build().unwrap().run(&singles).unwrap();
+    assert_eq!(whole.down_batch().unwrap(), single.down_batch().unwrap(), "batching changed the result");
+    assert_eq!(whole.meta_batch().unwrap(), single.meta_batch().unwrap());
+    whole
+}
+
+fn str_values(a: &ArrayRef) -> Vec<Option<String>> {
+    use arrow::array::AsArray;
+    a.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect()
+}
+
+fn set_of(out: &WindowOut) -> Vec<Vec<Option<String>>> {
+    use arrow::array::AsArray;
+    let b = out.down_batch().unwrap();
+    let l = b.column_by_name("page").unwrap().as_list::<i32>();
+    (0..l.len()).map(|i| str_values(&l.value(i))).collect()
+}
+
+fn dict_of(out: &WindowOut) -> Vec<Vec<(String, Option<i64>)>> {
+    use arrow::array::AsArray;
+    let b = out.down_batch().unwrap();
+    let m = b.column_by_name("ms").unwrap().as_map();
+    (0..m.len())
+        .map(|i| {
+            let e = m.value(i);
+            let keys = str_values(e.column(0)).into_iter().map(|k| k.unwrap());
+            keys.zip(e.column(1).as_primitive::<arrow::datatypes::Int64Type>().iter()).collect()
+        })
+        .collect()
+}
+
+fn some(v: &[&str]) -> Vec<Option<String>> {
+    v.iter().map(|s| Some(s.to_string())).collect()
+}
+
+/// Hand-worked (the reference's self-test `s8_2_set_and_dict_with_a_session_merge` with
+/// 1 = home, 2 = cart, 3 = faq, 4 = blog and ms = the row's second): session gap 10 s, wait ∞,
+/// arrivals `home@10, blog@30, cart@31, cart@12, home@20, faq@25`. Unordered: `home@20`
+/// bridges session 1 (`blog, cart@31`) into session 0 (`home, cart@12`):
+/// set `[home, cart] ∪ [blog, cart]` + faq = `[home, cart, blog, faq]`;
+/// dict `{home:20, cart:12}` ← `{blog:30, cart:31}` + `faq:25` = `{home:20, cart:31, blog:30,
+/// faq:25}`. Ordered: applied `home@10, cart@12, home@20, faq@25, blog@30, cart@31`, no merge.
+#[test]
+fn collect_set_and_dict_session_merge_example() {
+    let u = "u";
+    let rows = [
+        (u, 10, Some("home"), Some(10)),
+        (u, 30, Some("blog"), Some(30)),
+        (u, 31, Some("cart"), Some(31)),
+        (u, 12, Some("cart"), Some(12)),
+        (u, 20, Some("home"), Some(20)),
+        (u, 25, Some("faq"), Some(25)),
+    ];
+    let out = run_pages(CollectInto::Set, false, &rows);
+    assert_eq!(set_of(&out), vec![some(&["home", "cart", "blog", "faq"])]);
+    let meta = out.meta_batch().unwrap();
+    assert_eq!(meta.num_rows(), 1);
+    assert_eq!(col::<ListArray>(&meta, "merged_ids").value(0).len(), 1, "session 1 merged into 0");
+
+    let dict = CollectInto::dict("page", "ms");
+    let out = run_pages(dict.clone(), false, &rows);
+    let entries = |v: &[(&str, i64)]| v.iter().map(|(k, v)| (k.to_string(), Some(*v))).collect::<Vec<_>>();
+    assert_eq!(dict_of(&out), vec![entries(&[("home", 20), ("cart", 31), ("blog", 30), ("faq", 25)])]);
+
+    let out = run_pages(CollectInto::Set, true, &rows);
+    assert_eq!(set_of(&out), vec![some(&["home", "cart", "faq", "blog"])]);
+    let out = run_pages(dict, true, &rows);
+    assert_eq!(dict_of(&out), vec![entries(&[("home", 20), ("cart", 31), ("faq", 25), ("blog", 30)])]);
+}
+
+/// Nulls: a null set value is kept once, at its first occurrence; a null dict value is written
+/// like any other; a null dict key cannot be a map entry, so its row goes to `errors` (and is
+/// not applied), and strict mode fails naming the row.
+#[test]
+fn collect_set_and_dict_nulls() {
+    let u = "u";
+    let rows = [
+        (u, 1, None, Some(1)),
+        (u, 2, Some("home"), None),
+        (u, 3, None, Some(3)),
+        (u, 4, Some("home"), Some(4)),
+        (u, 5, Some("cart"), Some(5)),
+        (u, 6, Some("cart"), None),
+    ];
+    let out = run_pages(CollectInto::Set, true, &rows);
+    assert_eq!(set_of(&out), vec![vec![None, Some("home".into()), Some("cart".into())]]);
+    assert_eq!(out.row_counts()[3], 0);
+
+    let dict = CollectInto::dict("page", "ms");
+    let out = run_pages(dict.clone(), true, &rows);
+    assert_eq!(dict_of(&out), vec![vec![("home".to_string(), Some(4)), ("cart".to_string(), None)]]);
+    let errors = out.errors_batch().unwrap();
+    assert_eq!(errors.num_rows(), 2);
+    assert_eq!(str_values(errors.column_by_name("reason").unwrap()), some(&[r#"null dict key column "page""#; 2]));
+    assert_eq!(col::<Int64Array>(&errors, "ms").values().to_vec(), vec![1, 3]);
+    // The window spans only the applied rows (2..6 s).
+    let meta = out.meta_batch().unwrap();
+    let open = meta.column_by_name("open_time").unwrap();
+    let open = arrow::compute::cast(open, &DataType::Int64).unwrap();
+    assert_eq!(open.as_any().downcast_ref::<Int64Array>().unwrap().value(0), 2);
+
+    let mut strict = pages_op(dict, true).strict(true).build().unwrap();
+    let err = strict.push(&pages_batch(&rows)).expect_err("strict mode fails").to_string();
+    assert!(err.contains("row 0") && err.contains(r#"null dict key column "page""#), "{err}");
+}
+
+#[test]
+fn collect_set_and_dict_construction_errors() {
+    let schema = pages_schema();
+    let op = || {
+        collect_window(
+            "c",
+            &key_on(&schema, ["user"]),
+            EventClock::new("ts"),
+            SessionWindower::new(TimeDelta::seconds(10)).unwrap(),
+        )
+    };
+    let err = |b: WindowOpBuilder| b.build().err().expect("build must fail").to_string();
+    let e = err(op().into_container(CollectInto::Set));
+    assert!(e.contains("set") && e.contains(".column("), "{e}");
+    let e = err(op().into_container(CollectInto::Set).column("nope"));
+    assert!(e.contains("\"nope\" not found") && e.contains("page"), "{e}");
+    let e = err(op().into_container(CollectInto::dict("page", "ms")).column("page"));
+    assert!(e.contains("dict") && e.contains(".column(\"page\")"), "{e}");
+    let e = err(op().into_container(CollectInto::dict("pg", "ms")));
+    assert!(e.contains("key column \"pg\" not found"), "{e}");
+    let e = err(op().into_container(CollectInto::dict("page", "millis")));
+    assert!(e.contains("value column \"millis\" not found"), "{e}");
+
+    // A nested column cannot be a set element: named with its type.
+    let nested = Arc::new(Schema::new(vec![
+        Field::new("user", DataType::Utf8, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true),
+        Field::new("tags", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true),
+    ]));
+    let e = err(collect_window("c", &key_on(&nested, ["user"]), EventClock::new("ts"), tumbling(10))
+        .column("tags")
+        .into_container(CollectInto::Set));
+    assert!(e.contains("\"tags\"") && e.contains("List("), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// max_window / min_window by an expression (spec §8.4, §16 item 21)
+// ---------------------------------------------------------------------------------------------
+
+/// `(ts µs, value)` of the rows a max/min by `value * value` picks, per window.
+fn best_by_square(max: bool, rows: &[(i64, Option<f64>)]) -> Vec<(i64, Option<f64>)> {
+    let b = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(StringArray::from(vec!["k"; rows.len()])),
+            Arc::new(
+                TimestampMicrosecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()).with_timezone("UTC"),
+            ),
+            Arc::new(Float64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap();
+    let keyed = key_on(&schema(), ["key"]);
+    let builder = if max {
+        max_window("m", &keyed, EventClock::new("ts"), tumbling(10))
+    } else {
+        min_window("m", &keyed, EventClock::new("ts"), tumbling(10))
+    };
+    let out = builder
+        .by_expr("square", datafusion::prelude::col("value") * datafusion::prelude::col("value"))
+        .build()
+        .unwrap()
+        .run([&b])
+        .unwrap();
+    let out = out.down_batch().unwrap();
+    assert_eq!(
+        out.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
+        ["key", "window_id", "window_start", "window_end", "ts", "value"],
+        "the whole row, not the expression"
+    );
+    let v = col::<Float64Array>(&out, "value");
+    let ts = col::<TimestampMicrosecondArray>(&out, "ts");
+    (0..out.num_rows()).map(|i| (ts.value(i), v.is_valid(i).then(|| v.value(i)))).collect()
+}
+
+/// Hand-worked, bytewax's `test_max_window` shape with `by = value²`: tumbling 10 s, wait 0,
+/// values `1@0, -9@4, 3@8, 10@12, -4@13`: squares 1, 81, 9 | 100, 16 → max: `-9@4`, `10@12`;
+/// min: `1@0`, `-4@13`. Ties (`3` and `-3`, both 9) keep the earliest arrival; a null square
+/// loses to every value; NaN² is NaN, above every number.
+#[test]
+fn max_min_by_expression() {
+    let rows = [(0, Some(1.0)), (4 * S, Some(-9.0)), (8 * S, Some(3.0)), (12 * S, Some(10.0)), (13 * S, Some(-4.0))];
+    assert_eq!(best_by_square(true, &rows), vec![(4 * S, Some(-9.0)), (12 * S, Some(10.0))]);
+    assert_eq!(best_by_square(false, &rows), vec![(0, Some(1.0)), (13 * S, Some(-4.0))]);
+
+    let ties = [(0, Some(-3.0)), (S, Some(3.0)), (2 * S, None)];
+    assert_eq!(best_by_square(true, &ties), vec![(0, Some(-3.0))]);
+    assert_eq!(best_by_square(false, &ties), vec![(0, Some(-3.0))], "null loses to every value");
+    let with_nan = [(0, Some(100.0)), (S, Some(f64::NAN))];
+    let got = best_by_square(true, &with_nan);
+    assert!(got[0].0 == S && got[0].1.is_some_and(f64::is_nan), "{got:?}");
+    assert_eq!(best_by_square(true, &[(0, None), (S, None)]), vec![(0, None)], "all null: the earliest row");
+}
+
+#[test]
+fn by_expression_errors_name_the_expression() {
+    use datafusion::prelude::{col, lit};
+    let keyed = key_on(&schema(), ["key"]);
+    let e = max_window("m", &keyed, EventClock::new("ts"), tumbling(10))
+        .by_expr("bad", col("nope") + lit(1.0))
+        .build()
+        .err()
+        .expect("an unknown column")
+        .to_string();
+    assert!(e.contains("max_window") && e.contains("`by` expression \"bad\"") && e.contains("nope"), "{e}");
+    let e = min_window("m", &keyed, EventClock::new("ts"), tumbling(10))
+        .by_expr("positive", col("value").gt(lit(0.0)))
+        .build()
+        .err()
+        .expect("a boolean")
+        .to_string();
+    assert!(e.contains("`by` expression \"positive\" has type Boolean"), "{e}");
+}

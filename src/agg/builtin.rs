@@ -11,7 +11,7 @@ use datafusion::logical_expr::{Accumulator, AggregateUDF, function::AccumulatorA
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 
-use super::rows::{CollectFactory, CollectInto, FirstLastFactory};
+use super::rows::{CollectFactory, FirstLastFactory};
 use super::{AggFactory, BatchStore, BatchView, SlotAgg, grow};
 use crate::error::{Result, WindrowError, plan_err};
 
@@ -217,7 +217,7 @@ impl BuiltinFactory {
                     name,
                     schema: Arc::clone(schema),
                 }),
-                AggFunc::Collect => Box::new(CollectFactory::column(index, name, CollectInto::List, schema)),
+                AggFunc::Collect => Box::new(CollectFactory::column(index, name, schema)),
                 AggFunc::Udaf(udaf) => Box::new(UdafFactory::bind(Arc::clone(udaf), index, name, schema)?),
             };
             parts.push(part);

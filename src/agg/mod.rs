@@ -14,15 +14,17 @@
 //! close.
 
 mod builtin;
+mod container;
 mod join;
 mod rows;
 mod store;
 
 pub use builtin::{Agg, AggFunc};
 pub(crate) use builtin::{BuiltinFactory, CountFactory};
+pub(crate) use container::{CollectDictFactory, CollectSetFactory};
 pub(crate) use join::JoinFactory;
 pub use join::{EmitMode, InsertMode};
-pub(crate) use rows::{ArgBestFactory, CollectFactory, FoldFactory, ReduceFactory};
+pub(crate) use rows::{ArgBestFactory, ByInput, CollectFactory, FoldFactory, ReduceFactory};
 pub use rows::{CollectInto, FoldFns, FolderFn, ReduceFn, Row, RowView};
 pub(crate) use store::{BatchStore, RowRef};
 
@@ -82,6 +84,11 @@ pub(crate) trait AggFactory: Send + Sync {
     /// Whether session merges are supported (a fold without a merger cannot merge).
     fn can_merge(&self) -> bool {
         true
+    }
+    /// A column whose null rows cannot be aggregated, with the `errors` reason for them: the
+    /// operator routes such rows to `errors` (spec §14.6) before they reach a window.
+    fn refused_nulls(&self) -> Option<(usize, String)> {
+        None
     }
     /// Whether the aggregator emits `down` rows itself (see [`SlotAgg::emits_rows`]).
     fn emits_rows(&self) -> bool {

@@ -10,17 +10,71 @@ use arrow::compute::{cast, interleave};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, Int64Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use datafusion::physical_expr::PhysicalExpr;
 
 use super::{AggFactory, BatchStore, BatchView, RowRef, SlotAgg};
 use crate::error::{Result, WindrowError, plan_err};
 
-/// The container `collect_window` builds (spec §8.2). Only `List` is offered; bytewax's `set`
-/// and `dict` are not implemented yet.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The container `collect_window` builds (spec §8.2).
+///
+/// Every container is a function of the window's rows in application order: in ordered mode
+/// (the default) sorted by timestamp, ties in arrival order; in unordered mode arrival order,
+/// and after a session merge the target's rows, then the original's.
+///
+/// * [`List`](Self::List): every value, in that order (`List<T>`, or `List<Struct>` of whole
+///   rows). Nulls are kept.
+/// * [`Set`](Self::Set): the distinct values of one column (`.column(..)`), each at its
+///   *first* occurrence in that order (`List<T>`). So in ordered mode a value's place is that
+///   of its earliest `(timestamp, arrival)`: arrivals `a@5, b@3, a@4` give `[b, a]` (applied
+///   as `b@3, a@4, a@5`), while unordered mode gives `[a, b]`. A session merge is the
+///   union, the target's values first. Null is a value like any other (kept once); floats
+///   compare by Arrow's total order (`-0.0 != 0.0`, equal `NaN`s are one value).
+/// * [`Dict`](Self::Dict): `d[key] = value` for each row in that order, so the *last* write
+///   wins; keys in first-insertion order (`Map<K, V>`, named after the value column, entries
+///   `keys`/`values`). A session merge writes the original's entries over the target's (new
+///   keys after the target's). A null value is stored; a row with a null key cannot be a map
+///   entry and goes to `errors` (reason `null dict key column "…"`), like a null window key.
+///
+/// Set and dict values are compared through Arrow's row format; a column type it cannot
+/// encode is rejected when the operator is built.
+///
+/// ```
+/// use windrow::prelude::*;
+/// let set = CollectInto::Set;
+/// let dict = CollectInto::dict("page", "duration_ms");
+/// assert_eq!(dict, CollectInto::Dict { key: "page".into(), value: "duration_ms".into() });
+/// # let _ = set;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum CollectInto {
-    /// An Arrow `List` in application order.
+    /// An Arrow `List` of every collected value, in application order.
     #[default]
     List,
+    /// The distinct values of the `.column(..)`, in first-insertion order.
+    Set,
+    /// A map from the `key` column to the `value` column; the last write wins.
+    Dict {
+        /// The column holding each entry's key.
+        key: String,
+        /// The column holding each entry's value (also the result column's name).
+        value: String,
+    },
+}
+
+impl CollectInto {
+    /// [`CollectInto::Dict`] from the key and value column names.
+    pub fn dict(key: impl Into<String>, value: impl Into<String>) -> Self {
+        CollectInto::Dict { key: key.into(), value: value.into() }
+    }
+
+    /// The name used in configuration and errors: `list`, `set` or `dict`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CollectInto::List => "list",
+            CollectInto::Set => "set",
+            CollectInto::Dict { .. } => "dict",
+        }
+    }
 }
 
 /// Gathers the rows named by `refs` (grouped per output row by `offsets`) from the retained
@@ -70,7 +124,7 @@ pub(crate) struct CollectFactory {
 }
 
 impl CollectFactory {
-    pub fn column(index: usize, name: String, _into: CollectInto, schema: &SchemaRef) -> Self {
+    pub fn column(index: usize, name: String, schema: &SchemaRef) -> Self {
         let item_type = schema.field(index).data_type().clone();
         let field = Field::new(name, DataType::List(Arc::new(Field::new("item", item_type.clone(), true))), false);
         CollectFactory { what: Collected::Column(index), field: Arc::new(field), item_type }
@@ -251,23 +305,47 @@ impl ByValue {
     }
 }
 
+/// What `max_window` / `min_window` compare: a column, or an expression evaluated per batch.
+#[derive(Clone)]
+pub(crate) enum ByInput {
+    Column(usize),
+    Expr { name: String, expr: Arc<dyn PhysicalExpr> },
+}
+
+impl ByInput {
+    /// The `by` values of every row of `batch`.
+    fn evaluate(&self, batch: &RecordBatch) -> Result<ArrayRef> {
+        match self {
+            ByInput::Column(i) => Ok(Arc::clone(batch.column(*i))),
+            ByInput::Expr { name, expr } => expr
+                .evaluate(batch)
+                .and_then(|v| v.into_array(batch.num_rows()))
+                .map_err(|err| WindrowError::Data(format!("`by` expression \"{name}\" failed: {err}"))),
+        }
+    }
+}
+
 /// `max_window` / `min_window`: the whole row with the largest/smallest `by` value.
 pub(crate) struct ArgBestFactory {
-    by: usize,
+    by: ByInput,
     max: bool,
     value_columns: Vec<usize>,
     fields: Vec<FieldRef>,
 }
 
 impl ArgBestFactory {
-    pub fn bind(by: usize, max: bool, value_columns: Vec<usize>, schema: &SchemaRef) -> Result<Self> {
-        let dt = schema.field(by).data_type();
+    pub fn bind(by: ByInput, max: bool, value_columns: Vec<usize>, schema: &SchemaRef) -> Result<Self> {
+        let (what, dt) = match &by {
+            ByInput::Column(i) => {
+                (format!("column \"{}\"", schema.field(*i).name()), schema.field(*i).data_type().clone())
+            }
+            ByInput::Expr { name, expr } => (format!("expression \"{name}\""), expr.data_type(schema)?),
+        };
         let ok = dt.is_numeric()
             || matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Timestamp(..));
         if !ok {
             return plan_err(format!(
-                "`by` column \"{}\" has type {dt}; max_window/min_window compare numbers, timestamps or strings",
-                schema.field(by).name()
+                "`by` {what} has type {dt}; max_window/min_window compare numbers, timestamps or strings"
             ));
         }
         let fields = value_columns.iter().map(|&i| Arc::new(schema.field(i).clone())).collect();
@@ -281,7 +359,7 @@ impl AggFactory for ArgBestFactory {
     }
     fn create(&self) -> Box<dyn SlotAgg> {
         Box::new(ArgBest {
-            by: self.by,
+            by: self.by.clone(),
             max: self.max,
             value_columns: self.value_columns.clone(),
             fields: self.fields.clone(),
@@ -291,7 +369,7 @@ impl AggFactory for ArgBestFactory {
 }
 
 struct ArgBest {
-    by: usize,
+    by: ByInput,
     max: bool,
     value_columns: Vec<usize>,
     fields: Vec<FieldRef>,
@@ -324,7 +402,7 @@ impl SlotAgg for ArgBest {
         }
     }
     fn update(&mut self, b: &BatchView<'_>, rows: &[u32], slots: &[u32], store: &mut BatchStore) -> Result<()> {
-        let by = by_values(b.batch.column(self.by))?;
+        let by = by_values(&self.by.evaluate(b.batch)?)?;
         for (&row, &s) in rows.iter().zip(slots) {
             let v = &by[row as usize];
             let cell = &mut self.best[s as usize];

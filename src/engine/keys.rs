@@ -51,6 +51,12 @@ impl KeySpec {
     }
 }
 
+/// Plans a DataFusion expression against `schema`, to be evaluated once per batch.
+pub(crate) fn bind_expr(expr: &Expr, schema: &SchemaRef) -> Result<Arc<dyn PhysicalExpr>> {
+    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+    Ok(create_physical_expr(expr, &df_schema, &ExecutionProps::new(), &PhysicalPlanningContext::default())?)
+}
+
 enum KeyPart {
     Column(usize),
     Expr(Arc<dyn PhysicalExpr>),
@@ -133,14 +139,8 @@ impl BoundKeys {
                 if exprs.is_empty() {
                     return plan_err("key_on needs at least one key expression");
                 }
-                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
                 for (name, e) in exprs {
-                    let phys = create_physical_expr(
-                        e,
-                        &df_schema,
-                        &ExecutionProps::new(),
-                        &PhysicalPlanningContext::default(),
-                    )?;
+                    let phys = bind_expr(e, schema)?;
                     types.push(phys.data_type(schema)?);
                     parts.push(KeyPart::Expr(phys));
                     names.push(name.clone());

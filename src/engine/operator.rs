@@ -9,11 +9,13 @@ use arrow::compute::{concat_batches, take};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use rayon::prelude::*;
 
-use super::keys::{BoundKeys, KeySpec};
+use datafusion::logical_expr::Expr;
+
+use super::keys::{BoundKeys, KeySpec, bind_expr};
 use super::shard::{Lateness, Shard, ShardConfig};
 use crate::agg::{
-    Agg, AggFactory, ArgBestFactory, BuiltinFactory, CollectFactory, CollectInto, CountFactory, FoldFactory, FoldFns,
-    ReduceFactory, ReduceFn,
+    Agg, AggFactory, ArgBestFactory, BuiltinFactory, ByInput, CollectDictFactory, CollectFactory, CollectInto,
+    CollectSetFactory, CountFactory, FoldFactory, FoldFns, ReduceFactory, ReduceFn,
 };
 use crate::error::{Result, WindrowError, config_err, plan_err};
 use crate::time::{BoundTime, Clock, POS_INF, TimeSource, Wait, WatermarkScope, duration_to_unit, nanos_to_unit_floor};
@@ -33,12 +35,20 @@ pub(crate) enum AggSpec {
     Fold(Arc<dyn AggFactory>),
     Reduce(ReduceFn),
     Best {
-        by: Option<String>,
+        by: Option<BySpec>,
         max: bool,
     },
     Aggs(Vec<Agg>),
     /// A custom aggregator (joins).
     Custom(&'static str, Arc<dyn AggFactory>),
+}
+
+/// What `max_window` / `min_window` compare.
+#[derive(Clone)]
+pub(crate) enum BySpec {
+    Column(String),
+    /// A named DataFusion expression, evaluated per batch.
+    Expr(String, Expr),
 }
 
 impl AggSpec {
@@ -162,7 +172,48 @@ impl WindowOpBuilder {
         self
     }
 
-    /// `collect_window`: the container to collect into.
+    /// `collect_window`: the container to collect into (spec §8.2): [`CollectInto::List`]
+    /// (default), [`CollectInto::Set`] of the `.column(..)`, or [`CollectInto::Dict`] with
+    /// its key and value columns.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray, TimestampSecondArray};
+    /// use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
+    /// use chrono::TimeDelta;
+    /// use windrow::prelude::*;
+    ///
+    /// let schema = Arc::new(Schema::new(vec![
+    ///     Field::new("user", DataType::Utf8, false),
+    ///     Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), false),
+    ///     Field::new("page", DataType::Utf8, false),
+    ///     Field::new("ms", DataType::Int64, false),
+    /// ]));
+    /// let batch = RecordBatch::try_new(schema.clone(), vec![
+    ///     Arc::new(StringArray::from(vec!["u", "u", "u"])),
+    ///     Arc::new(TimestampSecondArray::from(vec![5, 3, 4])),
+    ///     Arc::new(StringArray::from(vec!["home", "cart", "home"])),
+    ///     Arc::new(Int64Array::from(vec![10, 20, 30])),
+    /// ]).unwrap();
+    /// let tumbling = TumblingWindower::new(TimeDelta::seconds(10)).unwrap();
+    /// let stream = key_on(&schema, ["user"]);
+    ///
+    /// // Ordered (the default): applied as cart@3, home@4, home@5.
+    /// let mut pages = collect_window("pages", &stream, EventClock::new("ts").wait_forever(), tumbling.clone())
+    ///     .column("page").into_container(CollectInto::Set).build().unwrap();
+    /// let down = pages.run([&batch]).unwrap().down_batch().unwrap();
+    /// let set = down.column_by_name("page").unwrap().as_list::<i32>().value(0);
+    /// assert_eq!(set.as_string::<i32>().iter().flatten().collect::<Vec<_>>(), ["cart", "home"]);
+    ///
+    /// // Last write wins: home = 10 (home@5 is applied after home@4).
+    /// let mut ms = collect_window("ms", &stream, EventClock::new("ts").wait_forever(), tumbling)
+    ///     .into_container(CollectInto::dict("page", "ms")).build().unwrap();
+    /// let down = ms.run([&batch]).unwrap().down_batch().unwrap();
+    /// let map = down.column_by_name("ms").unwrap().as_map();
+    /// let keys = map.keys().as_string::<i32>().iter().flatten().collect::<Vec<_>>();
+    /// assert_eq!(keys, ["cart", "home"]);
+    /// assert_eq!(map.values().as_primitive::<Int64Type>().values().to_vec(), [20, 10]);
+    /// ```
     pub fn into_container(mut self, into: CollectInto) -> Self {
         if let AggSpec::Collect { into: i, .. } = &mut self.agg {
             *i = into;
@@ -173,7 +224,48 @@ impl WindowOpBuilder {
     /// `max_window`/`min_window`: the column to compare.
     pub fn by(mut self, column: impl Into<String>) -> Self {
         if let AggSpec::Best { by, .. } = &mut self.agg {
-            *by = Some(column.into());
+            *by = Some(BySpec::Column(column.into()));
+        }
+        self
+    }
+
+    /// `max_window`/`min_window`: compare a DataFusion expression over the row instead of a
+    /// column (bytewax's `by` function), evaluated once per micro-batch like key expressions.
+    /// `name` names it in errors; it is not an output column (the result is still the whole
+    /// row). The rules of spec §8.4 and §16 are unchanged: ties keep the earliest arrival (on a
+    /// merge, the target's row), a null value loses to every non-null one, floats compare by
+    /// Arrow's total order (`NaN` above every number). The expression must produce numbers,
+    /// timestamps or strings.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use arrow::array::{AsArray, Float64Array, RecordBatch, StringArray, TimestampSecondArray};
+    /// use arrow::datatypes::{DataType, Field, Float64Type, Schema, TimeUnit};
+    /// use chrono::TimeDelta;
+    /// use datafusion::prelude::col;
+    /// use windrow::prelude::*;
+    ///
+    /// let schema = Arc::new(Schema::new(vec![
+    ///     Field::new("k", DataType::Utf8, false),
+    ///     Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), false),
+    ///     Field::new("x", DataType::Float64, false),
+    /// ]));
+    /// let batch = RecordBatch::try_new(schema.clone(), vec![
+    ///     Arc::new(StringArray::from(vec!["a", "a", "a"])),
+    ///     Arc::new(TimestampSecondArray::from(vec![0, 1, 2])),
+    ///     Arc::new(Float64Array::from(vec![2.0, -5.0, 4.0])),
+    /// ]).unwrap();
+    /// // The row farthest from zero: compare x², keep the whole row.
+    /// let mut op = max_window("far", &key_on(&schema, ["k"]), EventClock::new("ts"),
+    ///                         TumblingWindower::new(TimeDelta::seconds(10)).unwrap())
+    ///     .by_expr("x_squared", col("x") * col("x"))
+    ///     .build().unwrap();
+    /// let down = op.run([&batch]).unwrap().down_batch().unwrap();
+    /// assert_eq!(down.column_by_name("x").unwrap().as_primitive::<Float64Type>().value(0), -5.0);
+    /// ```
+    pub fn by_expr(mut self, name: impl Into<String>, expr: Expr) -> Self {
+        if let AggSpec::Best { by, .. } = &mut self.agg {
+            *by = Some(BySpec::Expr(name.into(), expr));
         }
         self
     }
@@ -214,15 +306,38 @@ impl WindowOpBuilder {
         let error_columns: Vec<usize> = (0..self.schema.fields().len()).filter(|i| !hidden(i)).collect();
         let factory: Arc<dyn AggFactory> = match &self.agg {
             AggSpec::Count => Arc::new(CountFactory),
-            AggSpec::Collect { column: None, .. } => Arc::new(CollectFactory::whole_rows(&self.schema)),
-            AggSpec::Collect { column: Some(c), into } => {
-                let Ok(i) = self.schema.index_of(c) else {
-                    return plan_err(format!(
-                        "collect_window: column \"{c}\" not found; the input has columns {:?}",
-                        self.column_names()
-                    ));
+            AggSpec::Collect { column, into } => {
+                let find = |c: &str, role: &str| -> Result<usize> {
+                    self.schema.index_of(c).or_else(|_| {
+                        plan_err(format!(
+                            "collect_window into {}: {role} \"{c}\" not found; the input has columns {:?}",
+                            into.name(),
+                            self.column_names()
+                        ))
+                    })
                 };
-                Arc::new(CollectFactory::column(i, c.clone(), *into, &self.schema))
+                match (into, column) {
+                    (CollectInto::List, None) => Arc::new(CollectFactory::whole_rows(&self.schema)),
+                    (CollectInto::List, Some(c)) => {
+                        Arc::new(CollectFactory::column(find(c, "column")?, c.clone(), &self.schema))
+                    }
+                    (CollectInto::Set, None) => {
+                        return plan_err(
+                            "collect_window into set collects one column; name it with .column(\"…\")".to_string(),
+                        );
+                    }
+                    (CollectInto::Set, Some(c)) => Arc::new(CollectSetFactory::bind(find(c, "column")?, &self.schema)?),
+                    (CollectInto::Dict { .. }, Some(c)) => {
+                        return plan_err(format!(
+                            "collect_window into dict takes its columns from CollectInto::Dict {{ key, value }}; \
+                             .column(\"{c}\") is not used, remove it"
+                        ));
+                    }
+                    (CollectInto::Dict { key, value }, None) => {
+                        let (k, v) = (find(key, "key column")?, find(value, "value column")?);
+                        Arc::new(CollectDictFactory::bind(k, v, &self.schema)?)
+                    }
+                }
             }
             AggSpec::Fold(f) => Arc::clone(f),
             AggSpec::Reduce(r) => Arc::new(ReduceFactory {
@@ -231,13 +346,19 @@ impl WindowOpBuilder {
                 fields: value_columns.iter().map(|&i| Arc::new(self.schema.field(i).clone())).collect(),
             }),
             AggSpec::Best { by, max } => {
-                let by_index = match by {
-                    Some(b) => self.schema.index_of(b).or_else(|_| {
+                let by_input = match by {
+                    Some(BySpec::Column(b)) => ByInput::Column(self.schema.index_of(b).or_else(|_| {
                         plan_err(format!(
                             "{op_name}: `by` column \"{b}\" not found; the input has columns {:?}",
                             self.column_names()
                         ))
-                    })?,
+                    })?),
+                    Some(BySpec::Expr(name, e)) => {
+                        let expr = bind_expr(e, &self.schema).map_err(|err| {
+                            WindrowError::Plan(format!("{op_name}: `by` expression \"{name}\" ({e}): {err}"))
+                        })?;
+                        ByInput::Expr { name: name.clone(), expr }
+                    }
                     None => {
                         // bytewax's default compares the value itself: the single column that
                         // is neither key nor event time.
@@ -248,16 +369,16 @@ impl WindowOpBuilder {
                         let candidates: Vec<usize> =
                             value_columns.iter().copied().filter(|&i| Some(i) != time_col).collect();
                         match candidates.as_slice() {
-                            [one] => *one,
+                            [one] => ByInput::Column(*one),
                             _ => {
                                 return plan_err(format!(
-                                    "{op_name}: the input has several value columns; say which to compare with .by(\"column\")"
+                                    "{op_name}: the input has several value columns; say which to compare with .by(\"column\") or .by_expr(name, expr)"
                                 ));
                             }
                         }
                     }
                 };
-                Arc::new(ArgBestFactory::bind(by_index, *max, value_columns.clone(), &self.schema)?)
+                Arc::new(ArgBestFactory::bind(by_input, *max, value_columns.clone(), &self.schema)?)
             }
             AggSpec::Aggs(aggs) => Arc::new(BuiltinFactory::bind(aggs, &self.schema)?),
             AggSpec::Custom(_, f) => Arc::clone(f),
@@ -329,6 +450,7 @@ impl WindowOpBuilder {
             seq: 0,
             late_columns,
             error_columns,
+            refused_nulls: factory.refused_nulls(),
             schemas: OutSchemas { down: down_schema, late: late_schema, meta: meta_schema, errors: errors_schema },
             ts_type,
             metrics: Metrics::default(),
@@ -472,6 +594,8 @@ pub struct WindowOperator {
     late_columns: Vec<usize>,
     /// Input columns carried on `errors`.
     error_columns: Vec<usize>,
+    /// A column whose nulls the aggregator cannot take, and the `errors` reason for them.
+    refused_nulls: Option<(usize, String)>,
     schemas: OutSchemas,
     ts_type: DataType,
     metrics: Metrics,
@@ -571,6 +695,10 @@ impl WindowOperator {
         // Check and shard by key hash, in row chunks on the pool: each chunk keeps arrival
         // order, and chunks are concatenated in order, so each shard sees its rows in arrival
         // order.
+        let agg_nulls = self
+            .refused_nulls
+            .as_ref()
+            .and_then(|(c, reason)| batch.column(*c).logical_nulls().map(|n| (n, reason.as_str())));
         let check = |r: usize| -> Option<String> {
             if let Some(ki) = keys.null_key.as_ref().and_then(|v| v[r]) {
                 Some(format!("null key column \"{}\"", self.keys.name(ki)))
@@ -578,6 +706,8 @@ impl WindowOperator {
                 Some(reason.to_string())
             } else if fixed.is_some_and(|f| !f.representable(times.values[r])) {
                 Some("window bounds out of range".to_string())
+            } else if let Some((_, reason)) = agg_nulls.as_ref().filter(|(n, _)| n.is_null(r)) {
+                Some(reason.to_string())
             } else {
                 None
             }

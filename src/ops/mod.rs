@@ -4,7 +4,7 @@
 //! | operator | `ordered` | result columns on `down` |
 //! |---|---|---|
 //! | [`count_window`] | always false | `count: Int64` |
-//! | [`collect_window`] | default true | a list of whole rows (`rows`), or of one column (`.column(..)`) |
+//! | [`collect_window`] | default true | a list of whole rows (`rows`), or of one column (`.column(..)`); a set of one column or a `Map` from a key column to a value column with `.into_container(..)` |
 //! | [`fold_window`] | default true | the fold's output field |
 //! | [`reduce_window`] | always false | the reduced row's non-key columns |
 //! | [`max_window`] / [`min_window`] | always false | the chosen row's non-key columns |
@@ -85,7 +85,9 @@ pub fn count_window(
 }
 
 /// Collects the rows of each window into a list (whole rows, or one column with
-/// `.column(name)`); in timestamp order when ordered (the default).
+/// `.column(name)`); in timestamp order when ordered (the default). `.into_container(..)`
+/// collects a set of one column or a dict from a key column to a value column instead
+/// ([`CollectInto`]).
 pub fn collect_window(
     step_id: &str,
     up: &KeyedStream,

@@ -30,6 +30,8 @@
 //! # window = { kind = "session", gap = "30s" }
 //! aggregates = ["count", "sum:bytes", "mean:duration_ms"]
 //! # or: operator = "count" | "collect" (column = "page") | "max" | "min" (by = "bytes")
+//! #   collect into a set or a dict: operator = "collect", into = "set", column = "page"
+//! #   or operator = "collect", into = "dict", dict_key = "page", dict_value = "duration_ms"
 //! # scope = "per-stream"; ordered = true; strict = true; threads = 4; clock = "system"
 //!
 //! [[step]]
@@ -96,14 +98,14 @@ use chrono::TimeDelta;
 
 pub use self::run::{BuiltPipeline, OutputTarget, PlannedOutput, Progress, RunSummary, StepSummary};
 pub use self::spec::{
-    ClockKind, ColumnSpec, EmitKind, InputKind, InputSpec, InsertKind, OperatorKind, OutputKind, OutputSpec,
+    ClockKind, ColumnSpec, EmitKind, InputKind, InputSpec, InsertKind, IntoKind, OperatorKind, OutputKind, OutputSpec,
     PipelineSpec, ScopeKind, StepKind, StepSpec, WindowKind, WindowSpec,
 };
 pub use self::text::{
     AGGREGATE_FORMS, DURATION_FORMS, TYPE_NAMES, parse_aggregate, parse_duration, parse_instant, parse_type,
     parse_wait, schema_of, show_duration,
 };
-use crate::agg::{EmitMode, InsertMode};
+use crate::agg::{CollectInto, EmitMode, InsertMode};
 use crate::error::{Result, WindrowError};
 use crate::flow::{Dataflow, Port, Stream};
 use crate::ops::{agg_window, collect_window, count_window, join_window, key_on, max_window, min_window};
@@ -505,8 +507,15 @@ impl Pipeline {
                         agg_window(id, &keyed, clock, windower, aggs)
                     }
                     (Some(op), None) => {
-                        if step.column.is_some() && op != OperatorKind::Collect {
-                            return Err(cfg("`column` applies to operator = \"collect\"".into()));
+                        for (field, set) in [
+                            ("column", step.column.is_some()),
+                            ("into", step.into.is_some()),
+                            ("dict_key", step.dict_key.is_some()),
+                            ("dict_value", step.dict_value.is_some()),
+                        ] {
+                            if set && op != OperatorKind::Collect {
+                                return Err(cfg(format!("`{field}` applies to operator = \"collect\"")));
+                            }
                         }
                         if step.by.is_some() && !matches!(op, OperatorKind::Max | OperatorKind::Min) {
                             return Err(cfg("`by` applies to operator = \"max\" or \"min\"".into()));
@@ -520,7 +529,8 @@ impl Pipeline {
                                 crate::engine::KeySpec::columns(key.iter().cloned()),
                             ),
                             OperatorKind::Collect => {
-                                let b = collect_window(id, &keyed, clock, windower);
+                                let b = collect_window(id, &keyed, clock, windower)
+                                    .into_container(collect_into(step).map_err(cfg)?);
                                 match &step.column {
                                     Some(c) => b.column(c),
                                     None => b,
@@ -540,9 +550,17 @@ impl Pipeline {
                         }
                     }
                 };
-                if step.aggregates.is_some() && (step.column.is_some() || step.by.is_some()) {
+                if step.aggregates.is_some()
+                    && (step.column.is_some()
+                        || step.by.is_some()
+                        || step.into.is_some()
+                        || step.dict_key.is_some()
+                        || step.dict_value.is_some())
+                {
                     return Err(cfg(
-                        "`column` and `by` apply to operator = collect / max / min, not to aggregates".into()
+                        "`column`, `into`, `dict_key`, `dict_value` and `by` apply to operator = collect / max / min, \
+                         not to aggregates"
+                            .into(),
                     ));
                 }
                 let mut builder = builder.scope(scope).threads(threads).time_source(ts.clone());
@@ -560,6 +578,9 @@ impl Pipeline {
                     ("operator", step.operator.is_some()),
                     ("aggregates", step.aggregates.is_some()),
                     ("column", step.column.is_some()),
+                    ("into", step.into.is_some()),
+                    ("dict_key", step.dict_key.is_some()),
+                    ("dict_value", step.dict_value.is_some()),
                     ("by", step.by.is_some()),
                 ] {
                     if set {
@@ -766,6 +787,46 @@ impl Pipeline {
 enum Opened {
     Source(Box<dyn Source>),
     Pushed(SchemaRef),
+}
+
+/// The container of a `collect` step from `into`, `column`, `dict_key` and `dict_value`.
+fn collect_into(step: &StepSpec) -> std::result::Result<CollectInto, String> {
+    let into = step.into.unwrap_or(IntoKind::List);
+    if into != IntoKind::Dict {
+        for (field, set) in [("dict_key", step.dict_key.is_some()), ("dict_value", step.dict_value.is_some())] {
+            if set {
+                return Err(format!("`{field}` applies to into = \"dict\""));
+            }
+        }
+    }
+    match into {
+        IntoKind::List => Ok(CollectInto::List),
+        IntoKind::Set if step.column.is_none() => {
+            Err("into = \"set\" needs `column`: the column whose distinct values are collected, e.g. column = \"page\""
+                .into())
+        }
+        IntoKind::Set => Ok(CollectInto::Set),
+        IntoKind::Dict => {
+            if step.column.is_some() {
+                return Err("`column` does not apply to into = \"dict\"; name `dict_key` and `dict_value`".into());
+            }
+            match (&step.dict_key, &step.dict_value) {
+                (Some(k), Some(v)) => Ok(CollectInto::dict(k, v)),
+                (k, v) => {
+                    let missing: Vec<&str> = [("dict_key", k.is_none()), ("dict_value", v.is_none())]
+                        .iter()
+                        .filter(|m| m.1)
+                        .map(|m| m.0)
+                        .collect();
+                    Err(format!(
+                        "into = \"dict\" needs `dict_key` and `dict_value`, the columns of each entry's key and value \
+                         (missing: {})",
+                        missing.join(", ")
+                    ))
+                }
+            }
+        }
+    }
 }
 
 fn kind_name(k: InputKind) -> &'static str {

@@ -122,6 +122,18 @@ pub enum OperatorKind {
     Min,
 }
 
+/// The container of `operator = "collect"` (spec §8.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntoKind {
+    /// Every value, in order (default).
+    List,
+    /// The distinct values of `column`, in first-insertion order.
+    Set,
+    /// `dict_key` → `dict_value`, the last write winning.
+    Dict,
+}
+
 /// Watermark scope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -210,8 +222,14 @@ pub struct StepSpec {
     pub operator: Option<OperatorKind>,
     /// Aggregates per window, e.g. `["count", "sum:bytes", "mean:duration_ms"]`.
     pub aggregates: Option<Vec<String>>,
-    /// `collect`: collect this column instead of whole rows.
+    /// `collect`: collect this column instead of whole rows (required for `into = "set"`).
     pub column: Option<String>,
+    /// `collect`: `list` (default), `set` or `dict`.
+    pub into: Option<IntoKind>,
+    /// `collect` with `into = "dict"`: the column of each entry's key.
+    pub dict_key: Option<String>,
+    /// `collect` with `into = "dict"`: the column of each entry's value (names the result).
+    pub dict_value: Option<String>,
     /// `max`/`min`: the column compared.
     pub by: Option<String>,
     /// `per-key` (default) or `per-stream` watermark.

@@ -97,6 +97,14 @@ pub enum RefOp {
     Count,
     /// `collect_window` into a list of the value column.
     Collect,
+    /// `collect_window` into a set of the value column (§8.2): each distinct value once, at its
+    /// first insertion; a merge is the union, the target's values first. Values are equal iff
+    /// their bits are (Arrow's total order: `-0.0 != 0.0`).
+    CollectSet,
+    /// `collect_window` into a dict (§8.2) from the value column (the dict key) to the event
+    /// time (the dict value): `d[value] = ts` per applied row, so the last write wins; keys in
+    /// first-insertion order; a merge writes the original's entries over the target's.
+    CollectDict,
     /// `fold_window` with builder `0.0`, folder `acc + value`, merger `target + original`.
     FoldSum,
     /// `reduce_window` with reducer `acc + value` (always unordered).
@@ -136,6 +144,10 @@ pub enum RefResult {
     Count(i64),
     /// `collect_window`: the values of the collected rows, in list order (§8.2).
     Collect(Vec<f64>),
+    /// `collect_window` into a set: the distinct values, in first-insertion order.
+    Set(Vec<f64>),
+    /// `collect_window` into a dict: `(value, ts)` entries, keys in first-insertion order.
+    Dict(Vec<(f64, i64)>),
     /// `fold_window` (sum fold) and `reduce_window` (sum reducer).
     Sum(f64),
     /// `max_window` / `min_window`: the chosen whole row.
@@ -452,6 +464,10 @@ struct JoinVal {
 enum Agg {
     Count(i64),
     Collect(Vec<f64>),
+    /// Set: distinct values in first-insertion order.
+    Set(Vec<f64>),
+    /// Dict: `(key, value)` entries in first-insertion order of the key.
+    Dict(Vec<(f64, i64)>),
     Fold(f64),
     Reduce(Option<f64>),
     /// Max/min: the chosen row `(ts, value)`.
@@ -465,6 +481,8 @@ impl Agg {
         match ctx.op {
             RefOp::Count => Agg::Count(0),
             RefOp::Collect => Agg::Collect(Vec::new()),
+            RefOp::CollectSet => Agg::Set(Vec::new()),
+            RefOp::CollectDict => Agg::Dict(Vec::new()),
             RefOp::FoldSum => Agg::Fold(0.0), // builder()
             RefOp::ReduceSum => Agg::Reduce(None),
             RefOp::Max | RefOp::Min => Agg::Best(None),
@@ -487,6 +505,8 @@ impl Agg {
         match self {
             Agg::Count(n) => *n += 1,
             Agg::Collect(list) => list.push(value),
+            Agg::Set(set) => set_add(set, value),
+            Agg::Dict(dict) => dict_write(dict, value, ts),
             Agg::Fold(acc) => *acc += value,
             Agg::Reduce(acc) => {
                 *acc = Some(match *acc {
@@ -526,7 +546,19 @@ impl Agg {
         match (self, original) {
             (Agg::Count(t), Agg::Count(o)) => *t += o,
             (Agg::Collect(t), Agg::Collect(o)) => t.extend(o), // target's, then the original's
-            (Agg::Fold(t), Agg::Fold(o)) => *t += o,           // merger(target, original)
+            // Union: the target's values, then the original's that are new.
+            (Agg::Set(t), Agg::Set(o)) => {
+                for v in o {
+                    set_add(t, v);
+                }
+            }
+            // The original's entries override the target's.
+            (Agg::Dict(t), Agg::Dict(o)) => {
+                for (k, v) in o {
+                    dict_write(t, k, v);
+                }
+            }
+            (Agg::Fold(t), Agg::Fold(o)) => *t += o, // merger(target, original)
             (Agg::Reduce(t), Agg::Reduce(o)) => {
                 let (a, b) = (t.expect("non-empty target"), o.expect("non-empty original"));
                 *t = Some(a + b); // reducer(target, original)
@@ -567,6 +599,8 @@ impl Agg {
         match self {
             Agg::Count(n) => vec![RefResult::Count(n)],
             Agg::Collect(list) => vec![RefResult::Collect(list)],
+            Agg::Set(set) => vec![RefResult::Set(set)],
+            Agg::Dict(dict) => vec![RefResult::Dict(dict)],
             Agg::Fold(acc) => vec![RefResult::Sum(acc)],
             Agg::Reduce(acc) => vec![RefResult::Sum(acc.expect("a window has at least one row"))],
             Agg::Best(best) => {
@@ -582,6 +616,22 @@ impl Agg {
                 }
             }
         }
+    }
+}
+
+/// A set's "add if not present" (§8.2), equality by bits.
+fn set_add(set: &mut Vec<f64>, value: f64) {
+    if !set.iter().any(|x| x.to_bits() == value.to_bits()) {
+        set.push(value);
+    }
+}
+
+/// A dict's `d[k] = v` (§8.2): an existing key keeps its place and takes the new value, a new
+/// key goes last. Keys are equal by bits.
+fn dict_write(dict: &mut Vec<(f64, i64)>, k: f64, v: i64) {
+    match dict.iter_mut().find(|(x, _)| x.to_bits() == k.to_bits()) {
+        Some(entry) => entry.1 = v,
+        None => dict.push((k, v)),
     }
 }
 
