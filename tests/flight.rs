@@ -451,6 +451,14 @@ async fn a_late_reader_after_retention_dropped_the_head_learns_where_it_starts()
     let got = read_rows(&mut late, 2).await;
     let keys: Vec<String> = rows(&got).iter().map(|r| r.split(" | ").take(2).collect::<Vec<_>>().join(" ")).collect();
     assert_eq!(keys, ["b 0", "b 1"]);
+
+    // windrow's own readers refuse to start mid-stream: a FlightSource (and so a `kind =
+    // "flight"` input) names the dropped head instead of silently missing a's windows.
+    let url = server.url();
+    let refused =
+        tokio::task::spawn_blocking(move || FlightSource::connect(&url, b"per_minute.down".to_vec())).await.unwrap();
+    let e = refused.err().expect("a reader that would miss batches is refused");
+    assert!(e.to_string().contains("no longer holds its first 1 batch"), "{e}");
     within("shutdown", server.shutdown()).await.unwrap();
 }
 

@@ -120,10 +120,14 @@ async fn read(
         Err(e) => return fail(&mut schema_tx, io_err(&what, format!("cannot connect: {e}"))),
     };
     let mut client = FlightClient::new(channel);
+    let ticket_text = ticket.clone();
     let stream = match client.do_get(Ticket::new(ticket)).await {
         Ok(s) => s,
         Err(e) => return fail(&mut schema_tx, io_err(&what, format!("DoGet refused: {e}"))),
     };
+    if let Err(e) = super::check_complete(stream.headers(), &String::from_utf8_lossy(&ticket_text)) {
+        return fail(&mut schema_tx, e);
+    }
     let mut decoder = stream.into_inner();
     while let Some(next) = decoder.next().await {
         match next {

@@ -173,6 +173,21 @@ impl ServeOptions {
     }
 }
 
+/// A reader of a windrow output must start at its first batch: if the server already dropped
+/// the head of the log (header [`FIRST_SEQ_HEADER`] > 0), reading on would silently skip
+/// those batches, so this is an error naming how many are gone. Servers that do not send the
+/// header (other Flight servers) are taken as complete.
+pub(crate) fn check_complete(headers: &tonic::metadata::MetadataMap, output: &str) -> Result<()> {
+    let first = headers.get(FIRST_SEQ_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    match first {
+        Some(n) if n > 0 => Err(WindrowError::Data(format!(
+            "output \"{output}\": the server no longer holds its first {n} batch(es) (retention dropped them), \
+             so reading it now would miss them; read it sooner or raise the server's retention"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn io_err(what: String, e: impl std::fmt::Display) -> WindrowError {
     WindrowError::Io(std::io::Error::other(format!("{what}: {e}")))
 }
@@ -304,11 +319,12 @@ async fn write_output_inner(
         .await
         .map_err(|e| failed(format!("cannot connect to the server: {e}")))?;
     let mut client = arrow_flight::FlightClient::new(channel);
-    let mut stream = client
+    let stream = client
         .do_get(arrow_flight::Ticket::new(name.clone().into_bytes()))
         .await
-        .map_err(|e| failed(format!("DoGet refused: {e}")))?
-        .into_inner();
+        .map_err(|e| failed(format!("DoGet refused: {e}")))?;
+    check_complete(stream.headers(), &name)?;
+    let mut stream = stream.into_inner();
     while let Some(next) = stream.next().await {
         let data = next.map_err(|e| failed(format!("stream failed: {e}")))?;
         if let DecodedPayload::RecordBatch(batch) = data.payload {

@@ -117,8 +117,9 @@ pub fn register_live(ctx: &SessionContext, name: &str, schema: SchemaRef, capaci
 /// Registers output `output` (`<step>.<port>`, e.g. `per_minute.down`) of the `windrow serve`
 /// (or any Arrow Flight server) at `endpoint` (`http://HOST:PORT`) as the streaming table
 /// `name`. The schema comes from the server's `GetSchema`; every query opens its own `DoGet`,
-/// so it sees the output from the first batch the server still retains, then each batch as
-/// windows close, and it ends when the server ends the stream (its shutdown).
+/// so it sees the output from its first batch, then each batch as windows close, and it ends
+/// when the server ends the stream (its shutdown). A query started after the server's
+/// retention dropped the output's first batches fails saying so rather than miss them.
 ///
 /// # Errors
 /// The server cannot be reached, does not know `output`, or sends a schema that cannot be
@@ -168,6 +169,7 @@ impl PartitionStream for FlightPartition {
                 .do_get(Ticket::new(output.clone().into_bytes()))
                 .await
                 .map_err(|e| external(format!("DoGet \"{output}\" at {endpoint}: {e}")))?;
+            crate::flight::check_complete(batches.headers(), &output).map_err(|e| external(e.to_string()))?;
             Ok::<_, DataFusionError>(batches.map_err(move |e| external(format!("reading \"{output}\": {e}"))))
         })
         .try_flatten();
