@@ -257,7 +257,7 @@ pub mod kernels {
         for batch in batches {
             let encoded = keys.encode(batch, None)?;
             for r in 0..batch.num_rows() {
-                table.intern(&encoded, r);
+                table.intern(&encoded, r)?;
             }
         }
         Ok(table.len())

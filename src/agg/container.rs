@@ -26,56 +26,27 @@ use arrow::buffer::OffsetBuffer;
 use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
-use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
 
-use super::{AggFactory, BatchStore, BatchView, SlotAgg};
+use super::{AggFactory, BatchStore, BatchView, ByteInterner, SlotAgg};
 use crate::error::{Result, WindrowError, plan_err};
 
 /// The distinct encoded values of one window, in first-insertion order, in one byte arena.
 #[derive(Default)]
-struct Distinct {
-    data: Vec<u8>,
-    ends: Vec<usize>,
-    table: HashTable<u32>,
-}
-
-fn value_at<'a>(data: &'a [u8], ends: &[usize], i: usize) -> &'a [u8] {
-    let start = if i == 0 { 0 } else { ends[i - 1] };
-    &data[start..ends[i]]
-}
+struct Distinct(ByteInterner);
 
 impl Distinct {
     fn len(&self) -> usize {
-        self.ends.len()
+        self.0.len()
     }
 
     fn get(&self, i: usize) -> &[u8] {
-        value_at(&self.data, &self.ends, i)
+        self.0.get(i as u32)
     }
 
     /// The position of `bytes`, appending it if absent; `true` if it was appended.
     fn intern(&mut self, bytes: &[u8], hasher: &RandomState) -> Result<(usize, bool)> {
-        let Distinct { data, ends, table } = self;
-        let hash = hasher.hash_one(bytes);
-        let entry = table.entry(
-            hash,
-            |&i| value_at(data, ends, i as usize) == bytes,
-            |&i| hasher.hash_one(value_at(data, ends, i as usize)),
-        );
-        match entry {
-            Entry::Occupied(e) => Ok((*e.get() as usize, false)),
-            Entry::Vacant(v) => {
-                let i = ends.len();
-                let id = u32::try_from(i).map_err(|_| {
-                    WindrowError::Data("collect_window: more than 2^32 distinct values in one window".into())
-                })?;
-                v.insert(id);
-                data.extend_from_slice(bytes);
-                ends.push(data.len());
-                Ok((i, true))
-            }
-        }
+        let (id, new) = self.0.intern(bytes, hasher.hash_one(bytes))?;
+        Ok((id as usize, new))
     }
 }
 

@@ -15,6 +15,7 @@
 
 mod builtin;
 mod container;
+mod interner;
 mod join;
 mod rows;
 mod store;
@@ -22,6 +23,7 @@ mod store;
 pub use builtin::{Agg, AggFunc};
 pub(crate) use builtin::{BuiltinFactory, CountFactory};
 pub(crate) use container::{CollectDictFactory, CollectSetFactory};
+pub(crate) use interner::ByteInterner;
 pub(crate) use join::JoinFactory;
 pub use join::{EmitMode, InsertMode};
 pub(crate) use rows::{ArgBestFactory, ByInput, CollectFactory, FoldFactory, ReduceFactory};

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use crate::agg::ByteInterner;
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt32Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::compute::take;
@@ -21,7 +22,6 @@ use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
-use hashbrown::HashTable;
 use rayon::prelude::*;
 
 use crate::error::{Result, WindrowError, plan_err};
@@ -275,47 +275,25 @@ impl BoundKeys {
 
 /// Dense per-shard key ids, with each key's bytes kept in one arena.
 #[derive(Default)]
-pub(crate) struct KeyTable {
-    table: HashTable<u32>,
-    hashes: Vec<u64>,
-    bytes: Vec<u8>,
-    /// `ends[k]`: where key `k`'s bytes end in `bytes` (they start where key `k - 1`'s end).
-    ends: Vec<usize>,
-}
+pub(crate) struct KeyTable(ByteInterner);
 
 impl KeyTable {
     /// The bytes of key `k`.
     #[inline]
     pub fn key(&self, k: u32) -> &[u8] {
-        key_bytes(&self.bytes, &self.ends, k)
+        self.0.get(k)
     }
 
     /// The id of row `r` of `keys`, and whether it is new.
+    ///
+    /// # Errors
+    /// More than `u32::MAX` keys in one shard.
     #[inline]
-    pub fn intern(&mut self, keys: &BatchKeys, r: usize) -> (u32, bool) {
-        let hash = keys.hashes[r];
-        let key = keys.key(r);
-        let (bytes, ends) = (&self.bytes, &self.ends);
-        if let Some(&k) = self.table.find(hash, |&k| key_bytes(bytes, ends, k) == key) {
-            return (k, false);
-        }
-        let k = self.hashes.len() as u32;
-        self.bytes.extend_from_slice(key);
-        self.ends.push(self.bytes.len());
-        self.hashes.push(hash);
-        let hashes = &self.hashes;
-        self.table.insert_unique(hash, k, |&k| hashes[k as usize]);
-        (k, true)
+    pub fn intern(&mut self, keys: &BatchKeys, r: usize) -> Result<(u32, bool)> {
+        self.0.intern(keys.key(r), keys.hashes[r])
     }
 
     pub fn len(&self) -> usize {
-        self.hashes.len()
+        self.0.len()
     }
-}
-
-#[inline]
-fn key_bytes<'a>(bytes: &'a [u8], ends: &[usize], k: u32) -> &'a [u8] {
-    let k = k as usize;
-    let start = if k == 0 { 0 } else { ends[k - 1] };
-    &bytes[start..ends[k]]
 }

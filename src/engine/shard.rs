@@ -218,7 +218,7 @@ impl Shard {
         self.store.pin(seq, batch);
         let mut late = Vec::new();
         for &r in rows {
-            let (k, new) = self.keys.intern(keys, r as usize);
+            let (k, new) = self.keys.intern(keys, r as usize)?;
             if new {
                 self.clocks.push(ClockState::new(sys_now));
                 match cfg.windower {

@@ -2,6 +2,7 @@
 //! see [`super::rewrite`]) and their `_late` companions (the late rows of the same window
 //! definition). This file parses and checks their arguments and describes their schemas.
 
+use crate::pipeline::show_duration;
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
@@ -313,27 +314,6 @@ impl WindowFunction {
             }
         };
         ts.map_or_else(|| self.err(format!("`offset` {} is out of range", show(Some(v)))), Ok)
-    }
-}
-
-/// A duration in the largest unit that divides it: `1m`, `90s`, `500ms`.
-fn show_duration(d: TimeDelta) -> String {
-    const UNITS: [(i64, &str); 7] = [
-        (86_400_000_000_000, "d"),
-        (3_600_000_000_000, "h"),
-        (60_000_000_000, "m"),
-        (1_000_000_000, "s"),
-        (1_000_000, "ms"),
-        (1_000, "us"),
-        (1, "ns"),
-    ];
-    match d.num_nanoseconds() {
-        Some(0) => "0s".into(),
-        Some(ns) => UNITS
-            .iter()
-            .find(|(per, _)| ns % per == 0)
-            .map_or_else(|| format!("{ns}ns"), |(per, u)| format!("{}{u}", ns / per)),
-        None => format!("{}s", d.num_seconds()),
     }
 }
 
