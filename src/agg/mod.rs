@@ -18,6 +18,7 @@ mod container;
 mod interner;
 mod join;
 mod rows;
+mod state;
 mod store;
 
 pub use builtin::{Agg, AggFunc};
@@ -28,6 +29,7 @@ pub(crate) use join::JoinFactory;
 pub use join::{EmitMode, InsertMode};
 pub(crate) use rows::{ArgBestFactory, ByInput, CollectFactory, FoldFactory, ReduceFactory};
 pub use rows::{CollectInto, FoldFns, FolderFn, ReduceFn, Row, RowView};
+pub(crate) use state::{RowMap, StateColumns};
 pub(crate) use store::{BatchStore, RowRef};
 
 use arrow::array::ArrayRef;
@@ -60,6 +62,25 @@ pub(crate) trait SlotAgg: Send {
     /// The rows emitted since the last call, tagged with what emitted them.
     fn drain_emitted(&mut self, _store: &mut BatchStore) -> Result<Option<Emitted>> {
         Ok(None)
+    }
+    /// Checkpoint: the state of `slots` as named columns, one row per slot, in `slots` order
+    /// (the state is not changed). Retained input rows are written as their `(batch, row)`
+    /// position (see [`state`]) and also pushed to `rows`, so that the shard saves them.
+    /// Only called between micro-batches (nothing emitted and not drained).
+    fn snapshot(&self, _slots: &[u32], _rows: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        Err(crate::error::WindrowError::Config("this aggregation cannot be checkpointed".into()))
+    }
+    /// Restore: loads state written by [`snapshot`](Self::snapshot) into `slots` (empty slots
+    /// with room made by `ensure_slots`), row `i` of each column into `slots[i]`; row
+    /// positions go through `rows`, which retains them in `store`.
+    fn restore(
+        &mut self,
+        _slots: &[u32],
+        _state: &StateColumns<'_>,
+        _rows: &RowMap,
+        _store: &mut BatchStore,
+    ) -> Result<()> {
+        Err(crate::error::WindrowError::Config("this aggregation cannot be checkpointed".into()))
     }
 }
 
@@ -95,6 +116,11 @@ pub(crate) trait AggFactory: Send + Sync {
     /// Whether the aggregator emits `down` rows itself (see [`SlotAgg::emits_rows`]).
     fn emits_rows(&self) -> bool {
         false
+    }
+    /// `Err(why)` when the state cannot be checkpointed (a fold without a state codec), so
+    /// that a run with a state directory fails before it starts.
+    fn checkpoint_support(&self) -> std::result::Result<(), String> {
+        Ok(())
     }
 }
 
