@@ -63,11 +63,16 @@ pub(crate) trait SlotAgg: Send {
     fn drain_emitted(&mut self, _store: &mut BatchStore) -> Result<Option<Emitted>> {
         Ok(None)
     }
-    /// Checkpoint: the state of `slots` as named columns, one row per slot, in `slots` order
-    /// (the state is not changed). Retained input rows are written as their `(batch, row)`
-    /// position (see [`state`]) and also pushed to `rows`, so that the shard saves them.
-    /// Only called between micro-batches (nothing emitted and not drained).
-    fn snapshot(&self, _slots: &[u32], _rows: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+    /// Checkpoint: the state of `slots` as named columns, one row per slot, in `slots` order.
+    /// Retained input rows are written as their `(batch, row)` position (see [`state`]) and
+    /// also pushed to `rows`, so that the shard saves them. Only called between micro-batches
+    /// (nothing emitted and not drained).
+    ///
+    /// The state is not changed as far as `update`/`merge`/`evaluate` can tell. It takes
+    /// `&mut self` because DataFusion's `Accumulator::state` does (and may hand over its
+    /// state, as `median` does): such an aggregator rebuilds its accumulators from what it
+    /// wrote, exactly as a restore would.
+    fn snapshot(&mut self, _slots: &[u32], _rows: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
         Err(crate::error::WindrowError::Config("this aggregation cannot be checkpointed".into()))
     }
     /// Restore: loads state written by [`snapshot`](Self::snapshot) into `slots` (empty slots
