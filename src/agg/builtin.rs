@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, UInt32Array};
 use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
@@ -12,7 +12,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 
 use super::rows::{CollectFactory, FirstLastFactory};
-use super::{AggFactory, BatchStore, BatchView, SlotAgg, grow};
+use super::{AggFactory, BatchStore, BatchView, RowMap, RowRef, SlotAgg, StateColumns, grow};
 use crate::error::{Result, WindrowError, plan_err};
 
 /// `count_window`'s aggregate: rows per window, whatever their values.
@@ -48,6 +48,17 @@ impl SlotAgg for RowCount {
     fn evaluate(&mut self, slots: &[u32], _: &mut BatchStore) -> Result<Vec<ArrayRef>> {
         let out: Int64Array = slots.iter().map(|&s| std::mem::take(&mut self.counts[s as usize])).collect();
         Ok(vec![Arc::new(out)])
+    }
+    fn snapshot(&mut self, slots: &[u32], _: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        let counts: Int64Array = slots.iter().map(|&s| self.counts[s as usize]).collect();
+        Ok(vec![("count".into(), Arc::new(counts))])
+    }
+    fn restore(&mut self, slots: &[u32], state: &StateColumns<'_>, _: &RowMap, _: &mut BatchStore) -> Result<()> {
+        let counts = state.primitive::<Int64Type>("count", slots.len())?;
+        for (i, &s) in slots.iter().enumerate() {
+            self.counts[s as usize] = counts.value(i);
+        }
+        Ok(())
     }
 }
 
@@ -233,6 +244,9 @@ impl AggFactory for BuiltinFactory {
     fn create(&self) -> Box<dyn SlotAgg> {
         Box::new(Composite { parts: self.parts.iter().map(|p| p.create()).collect() })
     }
+    fn checkpoint_support(&self) -> std::result::Result<(), String> {
+        self.parts.iter().try_for_each(|p| p.checkpoint_support())
+    }
 }
 
 struct Composite {
@@ -256,6 +270,26 @@ impl SlotAgg for Composite {
         }
         Ok(out)
     }
+    /// Part `i`'s columns are prefixed with `"{i}."`.
+    fn snapshot(&mut self, slots: &[u32], rows: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        let mut out = Vec::new();
+        for (i, p) in self.parts.iter_mut().enumerate() {
+            out.extend(p.snapshot(slots, rows)?.into_iter().map(|(name, col)| (format!("{i}.{name}"), col)));
+        }
+        Ok(out)
+    }
+    fn restore(
+        &mut self,
+        slots: &[u32],
+        state: &StateColumns<'_>,
+        rows: &RowMap,
+        store: &mut BatchStore,
+    ) -> Result<()> {
+        for (i, p) in self.parts.iter_mut().enumerate() {
+            p.restore(slots, &state.prefixed(&format!("{i}.")), rows, store)?;
+        }
+        Ok(())
+    }
 }
 
 /// Renames the single result column of another factory.
@@ -274,6 +308,9 @@ impl AggFactory for Renamed {
     }
     fn create(&self) -> Box<dyn SlotAgg> {
         self.inner.create()
+    }
+    fn checkpoint_support(&self) -> std::result::Result<(), String> {
+        self.inner.checkpoint_support()
     }
 }
 
@@ -449,6 +486,47 @@ impl SlotAgg for Numeric {
         }
         Ok(vec![out])
     }
+
+    /// `n` (non-null values seen) and, but for a count, the running value: `i` (`Int64`) or
+    /// `f` (`Float64`).
+    fn snapshot(&mut self, slots: &[u32], _: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        let n: Int64Array = slots.iter().map(|&s| self.n[s as usize]).collect();
+        let mut out: Vec<(String, ArrayRef)> = vec![("n".into(), Arc::new(n))];
+        match (self.kind, self.int) {
+            (Kind::CountNonNull, _) => {}
+            (_, true) => {
+                out.push(("i".into(), Arc::new(slots.iter().map(|&s| self.i[s as usize]).collect::<Int64Array>())))
+            }
+            (_, false) => {
+                out.push(("f".into(), Arc::new(slots.iter().map(|&s| self.f[s as usize]).collect::<Float64Array>())))
+            }
+        }
+        Ok(out)
+    }
+
+    fn restore(&mut self, slots: &[u32], state: &StateColumns<'_>, _: &RowMap, _: &mut BatchStore) -> Result<()> {
+        let len = slots.len();
+        let n = state.primitive::<Int64Type>("n", len)?;
+        for (k, &s) in slots.iter().enumerate() {
+            self.n[s as usize] = n.value(k);
+        }
+        match (self.kind, self.int) {
+            (Kind::CountNonNull, _) => {}
+            (_, true) => {
+                let i = state.primitive::<Int64Type>("i", len)?;
+                for (k, &s) in slots.iter().enumerate() {
+                    self.i[s as usize] = i.value(k);
+                }
+            }
+            (_, false) => {
+                let f = state.primitive::<Float64Type>("f", len)?;
+                for (k, &s) in slots.iter().enumerate() {
+                    self.f[s as usize] = f.value(k);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Runs a DataFusion aggregate function per window through its row-free `Accumulator`
@@ -582,5 +660,68 @@ impl SlotAgg for UdafState {
         // Some functions return a narrower type than declared; make the column match.
         let arr = if arr.data_type() != &dt { cast(&arr, &dt)? } else { arr };
         Ok(vec![arr])
+    }
+
+    /// `present` (whether the slot has an accumulator) and the accumulator's intermediate
+    /// state (`Accumulator::state`), element `j` as column `state.{j}`. Absent slots get an
+    /// empty accumulator's state, so that every column has one type.
+    fn snapshot(&mut self, slots: &[u32], _: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        let empty = self.factory.new_accumulator()?.state()?;
+        let mut present = Vec::with_capacity(slots.len());
+        let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(slots.len()); empty.len()];
+        for &s in slots {
+            let state = match &mut self.accs[s as usize] {
+                Some(acc) => {
+                    let state = acc.state()?;
+                    // `state` may hand the state over (median moves its values out): rebuild
+                    // the accumulator from it, as a restore does.
+                    let arrays = state.iter().map(ScalarValue::to_array).collect::<Result<Vec<_>, _>>()?;
+                    let mut rebuilt = self.factory.new_accumulator()?;
+                    rebuilt.merge_batch(&arrays)?;
+                    *acc = rebuilt;
+                    state
+                }
+                None => empty.clone(),
+            };
+            if state.len() != empty.len() {
+                return Err(WindrowError::Internal(format!(
+                    "aggregate `{}` has {} state values for a window, {} for an empty one",
+                    self.factory.name,
+                    state.len(),
+                    empty.len()
+                )));
+            }
+            present.push(self.accs[s as usize].is_some());
+            for (col, v) in columns.iter_mut().zip(state) {
+                col.push(v);
+            }
+        }
+        let mut out: Vec<(String, ArrayRef)> = vec![("present".into(), Arc::new(BooleanArray::from(present)))];
+        for (j, (values, e)) in columns.into_iter().zip(&empty).enumerate() {
+            let arr = if values.is_empty() {
+                arrow::array::new_empty_array(&e.data_type())
+            } else {
+                ScalarValue::iter_to_array(values)?
+            };
+            out.push((format!("state.{j}"), arr));
+        }
+        Ok(out)
+    }
+
+    /// A fresh accumulator per present slot, merged with its saved state.
+    fn restore(&mut self, slots: &[u32], state: &StateColumns<'_>, _: &RowMap, _: &mut BatchStore) -> Result<()> {
+        let n = slots.len();
+        let present = state.present(n)?;
+        let width = self.factory.new_accumulator()?.state()?.len();
+        let columns = (0..width).map(|j| state.rows(&format!("state.{j}"), n)).collect::<Result<Vec<_>>>()?;
+        for (i, &s) in slots.iter().enumerate() {
+            if !present(i) {
+                continue;
+            }
+            let mut acc = self.factory.new_accumulator()?;
+            acc.merge_batch(&columns.iter().map(|c| c.slice(i, 1)).collect::<Vec<_>>())?;
+            self.accs[s as usize] = Some(acc);
+        }
+        Ok(())
     }
 }
