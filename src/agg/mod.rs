@@ -28,7 +28,7 @@ pub(crate) use interner::ByteInterner;
 pub(crate) use join::JoinFactory;
 pub use join::{EmitMode, InsertMode};
 pub(crate) use rows::{ArgBestFactory, ByInput, CollectFactory, FoldFactory, ReduceFactory};
-pub use rows::{CollectInto, FoldFns, FolderFn, ReduceFn, Row, RowView};
+pub use rows::{CollectInto, FoldFns, FoldLoadFn, FoldState, FolderFn, ReduceFn, Row, RowView};
 pub(crate) use state::{RowMap, StateColumns};
 pub(crate) use store::{BatchStore, RowRef};
 

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, ListArray, StructArray, new_empty_array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Builder, Int64Builder, ListArray, StringBuilder, StructArray,
+    new_empty_array,
+};
 use arrow::buffer::OffsetBuffer;
 use arrow::compute::{cast, interleave};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, Int64Type, SchemaRef};
@@ -12,7 +15,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::{AggFactory, BatchStore, BatchView, RowRef, SlotAgg};
+use super::{AggFactory, BatchStore, BatchView, RowMap, RowRef, SlotAgg, StateColumns};
 use crate::error::{Result, WindrowError, plan_err};
 
 /// The container `collect_window` builds (spec §8.2).
@@ -192,6 +195,23 @@ impl SlotAgg for Collect {
         };
         Ok(vec![Arc::new(ListArray::try_new(Arc::clone(item), offsets, values, None)?)])
     }
+    /// `refs.batch` / `refs.row`: the collected rows, in application order.
+    fn snapshot(&mut self, slots: &[u32], rows: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        let lists = slots.iter().map(|&s| self.refs[s as usize].iter().copied());
+        Ok(StateColumns::write_row_ref_lists("refs", lists, rows).into())
+    }
+    fn restore(
+        &mut self,
+        slots: &[u32],
+        state: &StateColumns<'_>,
+        rows: &RowMap,
+        store: &mut BatchStore,
+    ) -> Result<()> {
+        for (i, &s) in slots.iter().enumerate() {
+            self.refs[s as usize] = state.row_ref_list("refs", slots.len(), i, rows, store)?;
+        }
+        Ok(())
+    }
 }
 
 /// `Agg::first` / `Agg::last`: one retained row per window.
@@ -277,6 +297,24 @@ impl SlotAgg for FirstLast {
             store.release(r.batch, 1);
         }
         Ok(vec![out])
+    }
+    /// `picked.batch` / `picked.row`: the kept row (null before the first row). Merges compare
+    /// positions, which a restore keeps in order (same batch numbers, rows compacted in order).
+    fn snapshot(&mut self, slots: &[u32], rows: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        let picked = slots.iter().map(|&s| self.picked[s as usize]);
+        Ok(StateColumns::write_row_refs("picked", picked, rows).into())
+    }
+    fn restore(
+        &mut self,
+        slots: &[u32],
+        state: &StateColumns<'_>,
+        rows: &RowMap,
+        store: &mut BatchStore,
+    ) -> Result<()> {
+        for (i, &s) in slots.iter().enumerate() {
+            self.picked[s as usize] = state.row_ref("picked", slots.len(), i, rows, store)?;
+        }
+        Ok(())
     }
 }
 
@@ -456,6 +494,54 @@ impl SlotAgg for ArgBest {
         }
         Ok(out)
     }
+    /// `best.batch` / `best.row`: the best row so far; its `by` value in whichever of
+    /// `by.int`, `by.float`, `by.str` fits (all null for a null `by` value). The value is
+    /// saved rather than recomputed, so that a `by` expression is not evaluated again.
+    fn snapshot(&mut self, slots: &[u32], rows: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        let (mut ints, mut floats, mut strs) = (Int64Builder::new(), Float64Builder::new(), StringBuilder::new());
+        let mut best = Vec::with_capacity(slots.len());
+        for &s in slots {
+            let cell = self.best[s as usize].as_ref();
+            best.push(cell.map(|(_, r)| *r));
+            let v = cell.map(|(v, _)| v);
+            ints.append_option(if let Some(ByValue::Int(x)) = v { Some(*x) } else { None });
+            floats.append_option(if let Some(ByValue::Float(x)) = v { Some(*x) } else { None });
+            strs.append_option(if let Some(ByValue::Str(x)) = v { Some(x) } else { None });
+        }
+        let mut out: Vec<(String, ArrayRef)> = StateColumns::write_row_refs("best", best, rows).into();
+        out.push(("by.int".into(), Arc::new(ints.finish())));
+        out.push(("by.float".into(), Arc::new(floats.finish())));
+        out.push(("by.str".into(), Arc::new(strs.finish())));
+        Ok(out)
+    }
+    fn restore(
+        &mut self,
+        slots: &[u32],
+        state: &StateColumns<'_>,
+        rows: &RowMap,
+        store: &mut BatchStore,
+    ) -> Result<()> {
+        let n = slots.len();
+        let ints = state.primitive::<Int64Type>("by.int", n)?;
+        let floats = state.primitive::<Float64Type>("by.float", n)?;
+        let strs = state.string("by.str", n)?;
+        for (i, &s) in slots.iter().enumerate() {
+            let Some(row) = state.row_ref("best", n, i, rows, store)? else {
+                continue;
+            };
+            let v = if ints.is_valid(i) {
+                ByValue::Int(ints.value(i))
+            } else if floats.is_valid(i) {
+                ByValue::Float(floats.value(i))
+            } else if strs.is_valid(i) {
+                ByValue::Str(strs.value(i).to_string())
+            } else {
+                ByValue::Null
+            };
+            self.best[s as usize] = Some((v, row));
+        }
+        Ok(())
+    }
 }
 
 /// One input row, as seen by `fold_window`'s folder. Reading by name is convenient; this is
@@ -530,6 +616,9 @@ pub struct FoldFns<S> {
     pub output: Field,
     /// Converts a finished accumulator to the result value.
     pub finish: Arc<dyn Fn(S) -> ScalarValue + Send + Sync>,
+    /// Saves and loads accumulators in checkpoints; without it a run with a state directory
+    /// refuses to start (see [`with_state`](Self::with_state)).
+    pub state: Option<FoldState<S>>,
 }
 
 impl<S> Clone for FoldFns<S> {
@@ -540,8 +629,34 @@ impl<S> Clone for FoldFns<S> {
             merger: self.merger.clone(),
             output: self.output.clone(),
             finish: Arc::clone(&self.finish),
+            state: self.state.clone(),
         }
     }
+}
+
+/// How a `fold_window` accumulator goes into a checkpoint and comes back: windrow cannot
+/// serialize a user's Rust type itself.
+pub struct FoldState<S> {
+    /// The accumulator as one value; every window's must have the same Arrow type.
+    pub save: Arc<dyn Fn(&S) -> ScalarValue + Send + Sync>,
+    /// The accumulator back from what `save` wrote, or why it cannot be.
+    pub load: FoldLoadFn<S>,
+}
+
+/// [`FoldState::load`]: an accumulator from its saved value, or why it cannot be.
+pub type FoldLoadFn<S> = Arc<dyn Fn(&ScalarValue) -> Result<S, String> + Send + Sync>;
+
+impl<S> Clone for FoldState<S> {
+    fn clone(&self) -> Self {
+        FoldState { save: Arc::clone(&self.save), load: Arc::clone(&self.load) }
+    }
+}
+
+/// Why a fold without [`FoldState`] cannot be checkpointed.
+macro_rules! no_state_codec {
+    () => {
+        "fold_window has no state codec: add FoldFns::with_state(save, load) to checkpoint it"
+    };
 }
 
 impl<S> FoldFns<S> {
@@ -569,12 +684,41 @@ impl<S> FoldFns<S> {
             merger: None,
             output,
             finish: Arc::new(|s: S| s.into()),
+            state: None,
         }
     }
 
     /// Adds the merger needed by unordered session windows.
     pub fn with_merger(mut self, merger: impl Fn(S, S) -> S + Send + Sync + 'static) -> Self {
         self.merger = Some(Arc::new(merger));
+        self
+    }
+
+    /// Adds the state codec that checkpoints need: `save` writes an accumulator as one value
+    /// (the same Arrow type for every window), `load` reads it back after a restart.
+    ///
+    /// ```
+    /// use arrow::datatypes::{DataType, Field};
+    /// use datafusion::common::ScalarValue;
+    /// use windrow::agg::FoldFns;
+    /// let sum = FoldFns::new(|| 0.0, |acc: f64, row| acc + row.f64("value").unwrap_or(0.0),
+    ///                        Field::new("sum", DataType::Float64, true))
+    ///     .with_state(
+    ///         |acc: &f64| ScalarValue::Float64(Some(*acc)),
+    ///         |v| match v {
+    ///             ScalarValue::Float64(Some(x)) => Ok(*x),
+    ///             other => Err(format!("expected a Float64 sum, got {other:?}")),
+    ///         },
+    ///     );
+    /// let codec = sum.state.as_ref().expect("set by with_state");
+    /// assert_eq!((codec.load)(&(codec.save)(&2.5)), Ok(2.5));
+    /// ```
+    pub fn with_state(
+        mut self,
+        save: impl Fn(&S) -> ScalarValue + Send + Sync + 'static,
+        load: impl Fn(&ScalarValue) -> Result<S, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.state = Some(FoldState { save: Arc::new(save), load: Arc::new(load) });
         self
     }
 }
@@ -592,6 +736,12 @@ impl<S: Send + 'static> AggFactory for FoldFactory<S> {
     }
     fn can_merge(&self) -> bool {
         self.fns.merger.is_some()
+    }
+    fn checkpoint_support(&self) -> std::result::Result<(), String> {
+        match self.fns.state {
+            Some(_) => Ok(()),
+            None => Err(no_state_codec!().into()),
+        }
     }
 }
 
@@ -642,6 +792,39 @@ impl<S: Send + 'static> SlotAgg for Fold<S> {
             })
             .collect();
         Ok(vec![scalars_to_array(values, self.fns.output.data_type())?])
+    }
+    /// `present` (whether the window has an accumulator) and `state`: what the codec's `save`
+    /// wrote (null where absent).
+    fn snapshot(&mut self, slots: &[u32], _: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        let codec = self.fns.state.as_ref().ok_or_else(|| WindrowError::Config(no_state_codec!().into()))?;
+        let saved: Vec<Option<ScalarValue>> =
+            slots.iter().map(|&s| self.accs[s as usize].as_ref().map(|acc| (codec.save)(acc))).collect();
+        let present: BooleanArray = saved.iter().map(|v| Some(v.is_some())).collect();
+        let dt = saved.iter().flatten().next().map_or(DataType::Null, ScalarValue::data_type);
+        let null = ScalarValue::try_from(&dt)?;
+        let saved = saved.into_iter().map(|v| v.unwrap_or_else(|| null.clone())).collect();
+        let state = scalars_to_array(saved, &dt).map_err(|e| {
+            WindrowError::Data(format!("fold_window state codec: `save` must return one type for every window ({e})"))
+        })?;
+        Ok(vec![("present".into(), Arc::new(present)), ("state".into(), state)])
+    }
+    fn restore(&mut self, slots: &[u32], state: &StateColumns<'_>, _: &RowMap, _: &mut BatchStore) -> Result<()> {
+        let codec = self.fns.state.as_ref().ok_or_else(|| WindrowError::Config(no_state_codec!().into()))?;
+        let n = slots.len();
+        let present = state.present(n)?;
+        let saved = state.rows("state", n)?;
+        for (i, &s) in slots.iter().enumerate() {
+            if present(i) {
+                let v = ScalarValue::try_from_array(saved, i)?;
+                let acc = (codec.load)(&v).map_err(|e| {
+                    WindrowError::Data(format!(
+                        "fold_window state codec could not load a checkpointed accumulator: {e}"
+                    ))
+                })?;
+                self.accs[s as usize] = Some(acc);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -754,5 +937,32 @@ impl SlotAgg for Reduce {
             .enumerate()
             .map(|(i, f)| scalars_to_array(rows.iter().map(|r| r.values[i].clone()).collect(), f.data_type()))
             .collect()
+    }
+    /// `present` (whether the window has an accumulated row) and the row's values, column
+    /// `acc.<field>` per field (null where absent).
+    fn snapshot(&mut self, slots: &[u32], _: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        let accs: Vec<Option<&Row>> = slots.iter().map(|&s| self.accs[s as usize].as_ref()).collect();
+        let present: BooleanArray = accs.iter().map(|a| Some(a.is_some())).collect();
+        let mut out: Vec<(String, ArrayRef)> = vec![("present".into(), Arc::new(present))];
+        for (i, f) in self.fields.iter().enumerate() {
+            let null = ScalarValue::try_from(f.data_type())?;
+            let values = accs.iter().map(|a| a.map_or_else(|| null.clone(), |r| r.values[i].clone())).collect();
+            out.push((format!("acc.{}", f.name()), scalars_to_array(values, f.data_type())?));
+        }
+        Ok(out)
+    }
+    fn restore(&mut self, slots: &[u32], state: &StateColumns<'_>, _: &RowMap, _: &mut BatchStore) -> Result<()> {
+        let n = slots.len();
+        let present = state.present(n)?;
+        let columns =
+            self.fields.iter().map(|f| state.rows(&format!("acc.{}", f.name()), n)).collect::<Result<Vec<_>>>()?;
+        for (i, &s) in slots.iter().enumerate() {
+            if present(i) {
+                let values =
+                    columns.iter().map(|c| ScalarValue::try_from_array(c, i)).collect::<Result<Vec<_>, _>>()?;
+                self.accs[s as usize] = Some(Row { fields: self.fields.clone(), values });
+            }
+        }
+        Ok(())
     }
 }
