@@ -27,7 +27,7 @@ use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 
-use super::{AggFactory, BatchStore, BatchView, ByteInterner, SlotAgg};
+use super::{AggFactory, BatchStore, BatchView, ByteInterner, RowMap, RowRef, SlotAgg, StateColumns};
 use crate::error::{Result, WindrowError, plan_err};
 
 /// The distinct encoded values of one window, in first-insertion order, in one byte arena.
@@ -181,6 +181,26 @@ impl SlotAgg for CollectSet {
             return Err(WindrowError::Internal("set field is not a list".into()));
         };
         Ok(vec![Arc::new(ListArray::try_new(Arc::clone(item), offsets, values, None)?)])
+    }
+    /// `values`: each set's values in first-insertion order, decoded (Arrow's row format is
+    /// not a stable encoding to save).
+    fn snapshot(&mut self, slots: &[u32], _: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        let sets: Vec<&Distinct> = slots.iter().map(|&s| &self.sets[s as usize]).collect();
+        let values =
+            decode(&self.converter, sets.iter().flat_map(|d| (0..d.len()).map(|i| d.get(i))), &self.item_type)?;
+        Ok(vec![("values".into(), StateColumns::write_lists(sets.iter().map(|d| d.len()), values)?)])
+    }
+    /// Interning the values in their saved order keeps first-insertion order.
+    fn restore(&mut self, slots: &[u32], state: &StateColumns<'_>, _: &RowMap, _: &mut BatchStore) -> Result<()> {
+        for (i, &s) in slots.iter().enumerate() {
+            let values = state.list_value("values", slots.len(), i, &self.item_type)?;
+            let rows = self.converter.convert_columns(&[values])?;
+            let set = &mut self.sets[s as usize];
+            for r in rows.iter() {
+                set.intern(r.data(), &self.hasher)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -343,6 +363,47 @@ impl SlotAgg for CollectDict {
         };
         let entries = StructArray::try_new(entry_fields.clone(), vec![keys, values], None)?;
         Ok(vec![Arc::new(MapArray::try_new(Arc::clone(entries_field), offsets, entries, None, false)?)])
+    }
+    /// `keys` and `values`: each dict's entries in first-insertion order of their keys,
+    /// decoded (Arrow's row format is not a stable encoding to save).
+    fn snapshot(&mut self, slots: &[u32], _: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        let dicts: Vec<&DictSlot> = slots.iter().map(|&s| &self.dicts[s as usize]).collect();
+        let keys = decode(
+            &self.key_converter,
+            dicts.iter().flat_map(|d| (0..d.keys.len()).map(|i| d.keys.get(i))),
+            &self.key_type,
+        )?;
+        let values = decode(
+            &self.value_converter,
+            dicts.iter().flat_map(|d| d.values.iter().map(Vec::as_slice)),
+            &self.value_type,
+        )?;
+        let lengths = || dicts.iter().map(|d| d.keys.len());
+        Ok(vec![
+            ("keys".into(), StateColumns::write_lists(lengths(), keys)?),
+            ("values".into(), StateColumns::write_lists(lengths(), values)?),
+        ])
+    }
+    /// Writing the entries in their saved order keeps first-insertion order.
+    fn restore(&mut self, slots: &[u32], state: &StateColumns<'_>, _: &RowMap, _: &mut BatchStore) -> Result<()> {
+        let n = slots.len();
+        for (i, &s) in slots.iter().enumerate() {
+            let keys = self.key_converter.convert_columns(&[state.list_value("keys", n, i, &self.key_type)?])?;
+            let values =
+                self.value_converter.convert_columns(&[state.list_value("values", n, i, &self.value_type)?])?;
+            if keys.num_rows() != values.num_rows() {
+                return Err(WindrowError::Data(format!(
+                    "checkpoint state of a dict has {} keys and {} values",
+                    keys.num_rows(),
+                    values.num_rows()
+                )));
+            }
+            let dict = &mut self.dicts[s as usize];
+            for (k, v) in keys.iter().zip(values.iter()) {
+                dict.write(k.data(), v.data(), &self.hasher)?;
+            }
+        }
+        Ok(())
     }
 }
 
