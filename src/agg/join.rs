@@ -10,11 +10,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, new_null_array};
+use arrow::array::{Array, ArrayRef, AsArray, UInt64Array, new_null_array};
 use arrow::compute::interleave;
 use arrow::datatypes::{DataType, FieldRef, Int32Type};
 
-use super::{AggFactory, BatchStore, BatchView, EmitTag, Emitted, RowRef, SlotAgg};
+use super::{AggFactory, BatchStore, BatchView, EmitTag, Emitted, RowMap, RowRef, SlotAgg, StateColumns};
 use crate::error::{Result, WindrowError};
 
 /// How a window stores several rows of one side.
@@ -262,5 +262,55 @@ impl SlotAgg for JoinState {
             }
         }
         Ok(Some(Emitted { tags: pending.into_iter().map(|(t, _)| t).collect(), columns }))
+    }
+
+    /// Per side `j`: `side{j}.batch` / `side{j}.row`, the stored rows in order, and
+    /// `side{j}.seq`, their insertion numbers (which `first`/`last` merges compare).
+    fn snapshot(&mut self, slots: &[u32], rows: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
+        if !self.pending.is_empty() {
+            return Err(WindrowError::Internal("join state snapshot with emitted rows not drained".into()));
+        }
+        let mut out = Vec::new();
+        for side in 0..self.sides() {
+            let stored = || slots.iter().map(|&s| &self.values[s as usize][side]);
+            let name = format!("side{side}");
+            out.extend(StateColumns::write_row_ref_lists(&name, stored().map(|v| v.iter().map(|x| x.row)), rows));
+            let seqs: UInt64Array = stored().flat_map(|v| v.iter().map(|x| x.seq)).collect();
+            out.push((format!("{name}.seq"), StateColumns::write_lists(stored().map(Vec::len), Arc::new(seqs))?));
+        }
+        Ok(out)
+    }
+
+    /// Insertion numbers are only compared with each other, so new rows continue after the
+    /// largest restored one.
+    fn restore(
+        &mut self,
+        slots: &[u32],
+        state: &StateColumns<'_>,
+        rows: &RowMap,
+        store: &mut BatchStore,
+    ) -> Result<()> {
+        let n = slots.len();
+        for side in 0..self.sides() {
+            let name = format!("side{side}");
+            let seq_name = format!("{name}.seq");
+            for (i, &s) in slots.iter().enumerate() {
+                let refs = state.row_ref_list(&name, n, i, rows, store)?;
+                let seqs = state.u64_list(&seq_name, n, i)?;
+                if seqs.len() != refs.len() || seqs.null_count() > 0 {
+                    return Err(WindrowError::Data(format!(
+                        "checkpoint state of a join has {} rows and {} insertion numbers for side {side}",
+                        refs.len(),
+                        seqs.len()
+                    )));
+                }
+                if let Some(&max) = seqs.values().iter().max() {
+                    self.inserted = self.inserted.max(max + 1);
+                }
+                self.values[s as usize][side] =
+                    refs.into_iter().zip(seqs.values()).map(|(row, &seq)| Stored { row, seq }).collect();
+            }
+        }
+        Ok(())
     }
 }
