@@ -14,6 +14,8 @@
 //! close.
 
 mod builtin;
+#[cfg(test)]
+mod checkpoint_tests;
 mod container;
 mod interner;
 mod join;
