@@ -19,7 +19,9 @@ mod parquet;
 mod table;
 
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::compute::BatchCoalescer;
@@ -199,10 +201,15 @@ impl PendingFile {
         std::fs::create_dir_all(dir)
             .map_err(|e| WindrowError::Data(format!("cannot create output directory {}: {e}", dir.display())))?;
         let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("output");
-        let tmp = dir.join(format!(".{name}.inprogress"));
-        let file = File::create(&tmp)
+        Self::create_as(dest, &dir.join(format!(".{name}.inprogress")))
+    }
+
+    /// Creates `tmp` to be renamed to `dest` on commit, for callers that choose the temporary
+    /// name themselves (part files); both are in one directory, which must exist.
+    pub(crate) fn create_as(dest: &Path, tmp: &Path) -> Result<(Self, File)> {
+        let file = File::create(tmp)
             .map_err(|e| WindrowError::Data(format!("cannot create output file {}: {e}", tmp.display())))?;
-        Ok((PendingFile { tmp, dest: dest.to_path_buf() }, file))
+        Ok((PendingFile { tmp: tmp.to_path_buf(), dest: dest.to_path_buf() }, file))
     }
 
     /// The final path.
@@ -232,4 +239,32 @@ impl PendingFile {
 /// A write error that names the file.
 pub(crate) fn write_err(path: &Path, e: impl std::fmt::Display) -> WindrowError {
     WindrowError::Data(format!("writing {}: {e}", path.display()))
+}
+
+/// A writer that counts the bytes handed to it, so a part file can roll at a size while the
+/// format writer still buffers (arrow's CSV writer does not lend out its inner writer, hence
+/// the shared counter).
+pub(crate) struct Counted<W> {
+    inner: W,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<W: Write> Counted<W> {
+    /// Wraps `inner`; the second value reads the count.
+    pub(crate) fn new(inner: W) -> (Self, Arc<AtomicU64>) {
+        let bytes = Arc::new(AtomicU64::new(0));
+        (Counted { inner, bytes: bytes.clone() }, bytes)
+    }
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
