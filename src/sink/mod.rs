@@ -5,17 +5,21 @@
 //! | [`ParquetSink`] | one Parquet file, or a directory of rolling `part-00000.parquet`, … files of bounded size |
 //! | [`IpcSink`] | one Arrow IPC file (file format) |
 //! | [`CsvSink`] | one CSV file with a header row |
+//! | [`PartSink`] | a directory of `part-00000.<ext>`, … files (Parquet, Arrow IPC or CSV) published when a checkpoint commits |
 //! | [`TableSink`] | a pretty table on stdout (the first rows, and a count of the rest) |
 //! | [`MemorySink`] | batches kept in memory, readable through a [`MemoryHandle`] |
 //!
 //! Window operators emit many small batches (what closed on one input batch); the file sinks
 //! are wrapped in a [`Coalesce`] that gathers them into batches of a sensible size first
 //! ([`open_sink`] does this). Files are written under a temporary name (`.NAME.inprogress`
-//! in the same directory) and renamed when complete, so a reader never sees half a file.
+//! in the same directory) and renamed when complete, so a reader never sees half a file. Under
+//! checkpoints a [`PartSink`] goes one step further: complete parts stay hidden (staged) until
+//! the checkpoint that covers them is durable, so output and checkpoint commit together.
 
 mod csv;
 mod ipc;
 mod parquet;
+mod parts;
 mod table;
 
 use std::fs::File;
@@ -31,6 +35,7 @@ use arrow::record_batch::RecordBatch;
 pub use self::csv::CsvSink;
 pub use self::ipc::IpcSink;
 pub use self::parquet::{ParquetSink, RollPolicy};
+pub use self::parts::{PartSink, part_ext};
 pub use self::table::TableSink;
 use crate::error::{Result, WindrowError};
 use crate::source::FileFormat;
