@@ -3,12 +3,14 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::csv::{Writer, WriterBuilder};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use super::{PendingFile, Sink, SinkSummary, write_err};
+use super::{Counted, PendingFile, Sink, SinkSummary, write_err};
 use crate::error::{Result, WindrowError};
 
 /// Writes one CSV file with a header row; timestamps as RFC 3339. CSV cannot hold nested
@@ -17,7 +19,9 @@ use crate::error::{Result, WindrowError};
 pub struct CsvSink {
     path: PathBuf,
     schema: SchemaRef,
-    open: Option<(PendingFile, Writer<BufWriter<File>>)>,
+    open: Option<(PendingFile, Writer<Counted<BufWriter<File>>>)>,
+    /// Bytes handed to the file so far (buffered or not).
+    bytes: Arc<AtomicU64>,
     rows: u64,
     batches: u64,
     done: Vec<PathBuf>,
@@ -43,26 +47,57 @@ impl CsvSink {
     /// # Errors
     /// A nested column, or a file that cannot be created.
     pub fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
-        if let Some(f) = schema.fields().iter().find(|f| nested(f.data_type())) {
-            return Err(WindrowError::Config(format!(
-                "cannot write {} as CSV: column \"{}\" is {}, which CSV cannot hold; write Parquet (.parquet or a \
-                 directory) or Arrow IPC (.arrow) instead",
-                path.display(),
-                f.name(),
-                f.data_type()
-            )));
-        }
+        check_schema(path, &schema)?;
         let (pending, file) = PendingFile::create(path)?;
-        let writer = WriterBuilder::new().with_header(true).build(BufWriter::new(file));
-        Ok(CsvSink {
+        Ok(Self::with_file(path, pending, file, schema))
+    }
+
+    /// Creates `path`, written as `tmp` until [`Sink::finish`] (part files name their own
+    /// temporary files); `path`'s directory must exist.
+    ///
+    /// # Errors
+    /// A nested column, or a file that cannot be created.
+    pub(crate) fn create_as(path: &Path, tmp: &Path, schema: SchemaRef) -> Result<Self> {
+        check_schema(path, &schema)?;
+        let (pending, file) = PendingFile::create_as(path, tmp)?;
+        Ok(Self::with_file(path, pending, file, schema))
+    }
+
+    fn with_file(path: &Path, pending: PendingFile, file: File, schema: SchemaRef) -> Self {
+        let (out, bytes) = Counted::new(BufWriter::new(file));
+        let writer = WriterBuilder::new().with_header(true).build(out);
+        CsvSink {
             path: path.to_path_buf(),
             schema,
             open: Some((pending, writer)),
+            bytes,
             rows: 0,
             batches: 0,
             done: Vec::new(),
-        })
+        }
     }
+
+    /// Bytes of the file written so far (including what is still buffered).
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// Refuses a schema CSV cannot hold, naming `path` (checked before any file is created).
+///
+/// # Errors
+/// A list, struct, map or union column.
+pub(crate) fn check_schema(path: &Path, schema: &SchemaRef) -> Result<()> {
+    if let Some(f) = schema.fields().iter().find(|f| nested(f.data_type())) {
+        return Err(WindrowError::Config(format!(
+            "cannot write {} as CSV: column \"{}\" is {}, which CSV cannot hold; write Parquet (.parquet or a \
+             directory) or Arrow IPC (.arrow) instead",
+            path.display(),
+            f.name(),
+            f.data_type()
+        )));
+    }
+    Ok(())
 }
 
 impl Sink for CsvSink {

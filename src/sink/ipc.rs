@@ -1,20 +1,25 @@
 //! Arrow IPC output (file format).
 
 use std::fs::File;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
 
-use super::{PendingFile, Sink, SinkSummary, write_err};
+use super::{Counted, PendingFile, Sink, SinkSummary, write_err};
 use crate::error::Result;
 
 /// Writes one Arrow IPC file (file format, readable by [`crate::source::IpcSource`],
 /// pyarrow's `ipc.open_file`, DuckDB, polars).
 pub struct IpcSink {
     path: PathBuf,
-    open: Option<(PendingFile, FileWriter<std::io::BufWriter<File>>)>,
+    open: Option<(PendingFile, FileWriter<Counted<BufWriter<File>>>)>,
+    /// Bytes handed to the file so far (buffered or not).
+    bytes: Arc<AtomicU64>,
     rows: u64,
     batches: u64,
     done: Vec<PathBuf>,
@@ -27,8 +32,35 @@ impl IpcSink {
     /// A file that cannot be created.
     pub fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
         let (pending, file) = PendingFile::create(path)?;
-        let writer = FileWriter::try_new_buffered(file, &schema).map_err(|e| write_err(path, e))?;
-        Ok(IpcSink { path: path.to_path_buf(), open: Some((pending, writer)), rows: 0, batches: 0, done: Vec::new() })
+        Self::with_file(path, pending, file, &schema)
+    }
+
+    /// Creates `path`, written as `tmp` until [`Sink::finish`] (part files name their own
+    /// temporary files); `path`'s directory must exist.
+    ///
+    /// # Errors
+    /// A file that cannot be created.
+    pub(crate) fn create_as(path: &Path, tmp: &Path, schema: SchemaRef) -> Result<Self> {
+        let (pending, file) = PendingFile::create_as(path, tmp)?;
+        Self::with_file(path, pending, file, &schema)
+    }
+
+    fn with_file(path: &Path, pending: PendingFile, file: File, schema: &SchemaRef) -> Result<Self> {
+        let (out, bytes) = Counted::new(BufWriter::new(file));
+        let writer = FileWriter::try_new(out, schema).map_err(|e| write_err(path, e))?;
+        Ok(IpcSink {
+            path: path.to_path_buf(),
+            open: Some((pending, writer)),
+            bytes,
+            rows: 0,
+            batches: 0,
+            done: Vec::new(),
+        })
+    }
+
+    /// Bytes of the file written so far (including what is still buffered).
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
     }
 }
 

@@ -5,21 +5,27 @@
 //! | [`ParquetSink`] | one Parquet file, or a directory of rolling `part-00000.parquet`, … files of bounded size |
 //! | [`IpcSink`] | one Arrow IPC file (file format) |
 //! | [`CsvSink`] | one CSV file with a header row |
+//! | [`PartSink`] | a directory of `part-00000.<ext>`, … files (Parquet, Arrow IPC or CSV) published when a checkpoint commits |
 //! | [`TableSink`] | a pretty table on stdout (the first rows, and a count of the rest) |
 //! | [`MemorySink`] | batches kept in memory, readable through a [`MemoryHandle`] |
 //!
 //! Window operators emit many small batches (what closed on one input batch); the file sinks
 //! are wrapped in a [`Coalesce`] that gathers them into batches of a sensible size first
 //! ([`open_sink`] does this). Files are written under a temporary name (`.NAME.inprogress`
-//! in the same directory) and renamed when complete, so a reader never sees half a file.
+//! in the same directory) and renamed when complete, so a reader never sees half a file. Under
+//! checkpoints a [`PartSink`] goes one step further: complete parts stay hidden (staged) until
+//! the checkpoint that covers them is durable, so output and checkpoint commit together.
 
 mod csv;
 mod ipc;
 mod parquet;
+mod parts;
 mod table;
 
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::compute::BatchCoalescer;
@@ -29,6 +35,7 @@ use arrow::record_batch::RecordBatch;
 pub use self::csv::CsvSink;
 pub use self::ipc::IpcSink;
 pub use self::parquet::{ParquetSink, RollPolicy};
+pub use self::parts::{PartSink, part_ext};
 pub use self::table::TableSink;
 use crate::error::{Result, WindrowError};
 use crate::source::FileFormat;
@@ -199,10 +206,15 @@ impl PendingFile {
         std::fs::create_dir_all(dir)
             .map_err(|e| WindrowError::Data(format!("cannot create output directory {}: {e}", dir.display())))?;
         let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("output");
-        let tmp = dir.join(format!(".{name}.inprogress"));
-        let file = File::create(&tmp)
+        Self::create_as(dest, &dir.join(format!(".{name}.inprogress")))
+    }
+
+    /// Creates `tmp` to be renamed to `dest` on commit, for callers that choose the temporary
+    /// name themselves (part files); both are in one directory, which must exist.
+    pub(crate) fn create_as(dest: &Path, tmp: &Path) -> Result<(Self, File)> {
+        let file = File::create(tmp)
             .map_err(|e| WindrowError::Data(format!("cannot create output file {}: {e}", tmp.display())))?;
-        Ok((PendingFile { tmp, dest: dest.to_path_buf() }, file))
+        Ok((PendingFile { tmp: tmp.to_path_buf(), dest: dest.to_path_buf() }, file))
     }
 
     /// The final path.
@@ -232,4 +244,32 @@ impl PendingFile {
 /// A write error that names the file.
 pub(crate) fn write_err(path: &Path, e: impl std::fmt::Display) -> WindrowError {
     WindrowError::Data(format!("writing {}: {e}", path.display()))
+}
+
+/// A writer that counts the bytes handed to it, so a part file can roll at a size while the
+/// format writer still buffers (arrow's CSV writer does not lend out its inner writer, hence
+/// the shared counter).
+pub(crate) struct Counted<W> {
+    inner: W,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<W: Write> Counted<W> {
+    /// Wraps `inner`; the second value reads the count.
+    pub(crate) fn new(inner: W) -> (Self, Arc<AtomicU64>) {
+        let bytes = Arc::new(AtomicU64::new(0));
+        (Counted { inner, bytes: bytes.clone() }, bytes)
+    }
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

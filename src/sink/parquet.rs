@@ -44,6 +44,8 @@ pub struct ParquetSink {
     /// `Some(dir)` in rolling mode.
     dir: Option<PathBuf>,
     file: PathBuf,
+    /// The temporary name of a single file, when the caller chose it (part files).
+    tmp: Option<PathBuf>,
     roll: RollPolicy,
     current: Option<Open>,
     done: Vec<PathBuf>,
@@ -84,12 +86,35 @@ impl ParquetSink {
             schema,
             dir,
             file: path.to_path_buf(),
+            tmp: None,
             roll,
             current: None,
             done: Vec::new(),
             rows: 0,
             batches: 0,
         })
+    }
+
+    /// One file at `path` whatever its name, written as `tmp` until [`Sink::finish`] (part
+    /// files: their names do not end in `.parquet` while staged); `path`'s directory must exist.
+    /// The file is created with the first batch, or by `finish`.
+    pub(crate) fn create_as(path: &Path, tmp: &Path, schema: SchemaRef) -> Self {
+        ParquetSink {
+            schema,
+            dir: None,
+            file: path.to_path_buf(),
+            tmp: Some(tmp.to_path_buf()),
+            roll: RollPolicy { max_rows: None, max_bytes: None },
+            current: None,
+            done: Vec::new(),
+            rows: 0,
+            batches: 0,
+        }
+    }
+
+    /// Encoded bytes of the open file so far (0 when none is open).
+    pub(crate) fn bytes(&self) -> u64 {
+        self.current.as_ref().map_or(0, |o| (o.writer.bytes_written() + o.writer.in_progress_size()) as u64)
     }
 
     fn next_path(&self) -> PathBuf {
@@ -102,7 +127,10 @@ impl ParquetSink {
     fn open(&mut self) -> Result<&mut Open> {
         if self.current.is_none() {
             let dest = self.next_path();
-            let (pending, file) = PendingFile::create(&dest)?;
+            let (pending, file) = match (&self.dir, &self.tmp) {
+                (None, Some(tmp)) => PendingFile::create_as(&dest, tmp)?,
+                _ => PendingFile::create(&dest)?,
+            };
             let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
             let writer =
                 ArrowWriter::try_new(file, self.schema.clone(), Some(props)).map_err(|e| write_err(&dest, e))?;
