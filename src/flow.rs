@@ -466,6 +466,89 @@ impl FlowRuntime {
     }
 }
 
+/// Checkpoints (spec §9): every step's state, restorable into the same flow definition.
+impl FlowRuntime {
+    /// Each step's id and definition (what a checkpoint must match), in step order.
+    pub fn definitions(&self) -> Vec<(String, String)> {
+        self.steps
+            .iter()
+            .map(|(id, step)| {
+                let d = match step {
+                    StepOp::Window { op, .. } => op.definition().to_string(),
+                    StepOp::Join { op, .. } => op.definition().to_string(),
+                };
+                (id.clone(), d)
+            })
+            .collect()
+    }
+
+    /// Whether every step's state can be checkpointed.
+    ///
+    /// # Errors
+    /// The first step that cannot (a fold without a state codec), and why.
+    pub fn checkpoint_support(&self) -> Result<()> {
+        for (_, step) in &self.steps {
+            let op = match step {
+                StepOp::Window { op, .. } => op,
+                StepOp::Join { op, .. } => op.inner(),
+            };
+            op.checkpoint_support().map_err(WindrowError::Config)?;
+        }
+        Ok(())
+    }
+
+    /// Which inputs have ended, in input order.
+    pub fn ended(&self) -> &[bool] {
+        &self.ended
+    }
+
+    /// Every step's state, in step order. Only between calls (not after a failed one).
+    ///
+    /// # Errors
+    /// Outputs still pending from a failed call, or a step that cannot be checkpointed.
+    pub fn snapshot(&mut self) -> Result<Vec<crate::checkpoint::StepState>> {
+        if !self.pending.is_empty() {
+            return Err(WindrowError::Internal("checkpoint with outputs pending after a failure".into()));
+        }
+        self.steps
+            .iter_mut()
+            .map(|(_, step)| match step {
+                StepOp::Window { op, .. } => crate::checkpoint::StepState::from_operator(op.snapshot()?),
+                StepOp::Join { op, .. } => op.snapshot(),
+            })
+            .collect()
+    }
+
+    /// Loads checkpointed states (in step order, with their ids) and the inputs' ended flags
+    /// into this freshly built runtime.
+    ///
+    /// # Errors
+    /// Another number of steps or inputs, or a state that does not restore.
+    pub fn restore(&mut self, states: Vec<(String, crate::checkpoint::StepState)>, ended: &[bool]) -> Result<()> {
+        if states.len() != self.steps.len() || ended.len() != self.ended.len() {
+            return Err(WindrowError::Config(format!(
+                "the checkpoint has {} steps and {} inputs; this flow has {} and {}",
+                states.len(),
+                ended.len(),
+                self.steps.len(),
+                self.ended.len()
+            )));
+        }
+        self.ended.copy_from_slice(ended);
+        for ((id, step), (saved_id, state)) in self.steps.iter_mut().zip(states) {
+            if *id != saved_id {
+                return Err(WindrowError::Config(format!("checkpoint step \"{saved_id}\" is step \"{id}\" here")));
+            }
+            let restored = match step {
+                StepOp::Window { op, .. } => state.into_operator().and_then(|s| op.restore(s)),
+                StepOp::Join { op, .. } => op.restore(state),
+            };
+            restored.map_err(|e| WindrowError::Data(format!("restoring step \"{id}\": {e}")))?;
+        }
+        Ok(())
+    }
+}
+
 fn extend(acc: &mut Option<WindowOut>, more: WindowOut) {
     match acc {
         Some(a) => a.extend(more),

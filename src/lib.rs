@@ -40,6 +40,7 @@
 
 pub mod agg;
 pub mod bench;
+pub mod checkpoint;
 pub mod engine;
 pub mod error;
 pub mod flight;

@@ -27,6 +27,11 @@ impl ByteInterner {
         slice(&self.bytes, &self.ends, id)
     }
 
+    /// The hash `bytes` of string `id` was interned with.
+    pub fn hash(&self, id: u32) -> u64 {
+        self.hashes[id as usize]
+    }
+
     /// The id of `bytes` (whose hash is `hash`, from any hasher used consistently), appending
     /// it if absent; `true` when it was appended.
     ///

@@ -296,4 +296,15 @@ impl KeyTable {
     pub fn len(&self) -> usize {
         self.0.len()
     }
+
+    /// The hash key `k` was interned with (checkpoints save it, so a restore can shard keys
+    /// without re-evaluating key expressions).
+    pub fn hash(&self, k: u32) -> u64 {
+        self.0.hash(k)
+    }
+
+    /// Interns saved key bytes with their saved hash (restore).
+    pub fn intern_saved(&mut self, bytes: &[u8], hash: u64) -> Result<(u32, bool)> {
+        self.0.intern(bytes, hash)
+    }
 }

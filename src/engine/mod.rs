@@ -7,6 +7,6 @@ mod shard;
 
 pub use keys::KeySpec;
 pub(crate) use keys::{BoundKeys, KeyTable};
-pub(crate) use operator::{AggSpec, fold_factory};
+pub(crate) use operator::{AggSpec, OperatorScalars, OperatorSnapshot, fold_factory};
 pub use operator::{Metrics, WindowOpBuilder, WindowOperator, WindowOut};
-pub(crate) use shard::ClockState;
+pub(crate) use shard::{ClockState, ShardState};

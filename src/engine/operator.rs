@@ -12,10 +12,10 @@ use rayon::prelude::*;
 use datafusion::logical_expr::Expr;
 
 use super::keys::{BoundKeys, KeySpec, bind_expr};
-use super::shard::{Lateness, Shard, ShardConfig};
+use super::shard::{ClockState, Lateness, Shard, ShardConfig, ShardState, state_col};
 use crate::agg::{
     Agg, AggFactory, ArgBestFactory, BuiltinFactory, ByInput, CollectDictFactory, CollectFactory, CollectInto,
-    CollectSetFactory, CountFactory, FoldFactory, FoldFns, ReduceFactory, ReduceFn,
+    CollectSetFactory, CountFactory, FoldFactory, FoldFns, ReduceFactory, ReduceFn, RowMap,
 };
 use crate::error::{Result, WindrowError, config_err, plan_err};
 use crate::time::{BoundTime, Clock, POS_INF, TimeSource, Wait, WatermarkScope, duration_to_unit, nanos_to_unit_floor};
@@ -429,6 +429,23 @@ impl WindowOpBuilder {
                     .map_err(|e| WindrowError::Internal(format!("cannot start thread pool: {e}")))?,
             ),
         };
+        let describe = |s: &SchemaRef| {
+            s.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
+        };
+        // What a checkpoint must match to be restored here (spec §9.2): everything that shapes
+        // the state, not threads or outputs' destinations.
+        let definition = format!(
+            "{op_name} \"{}\": input [{}]; key {:?}; clock {:?}; windower {:?}; wait {:?}; ordered {ordered}; \
+             scope {:?}; down [{}]",
+            self.step_id,
+            describe(&self.schema),
+            self.key,
+            self.clock,
+            windower,
+            wait,
+            if system { WatermarkScope::PerStream } else { self.scope },
+            describe(&down_schema),
+        );
         let time_source = self.time_source.unwrap_or_default();
         let sys_now = nanos_to_unit_floor(time_source.now_nanos(), unit);
         let shards = (0..self.threads).map(|_| Shard::new(factory.create())).collect();
@@ -455,6 +472,8 @@ impl WindowOpBuilder {
             ts_type,
             metrics: Metrics::default(),
             finished: false,
+            definition,
+            checkpointable: factory.checkpoint_support(),
         })
     }
 }
@@ -600,6 +619,10 @@ pub struct WindowOperator {
     ts_type: DataType,
     metrics: Metrics,
     finished: bool,
+    /// What a checkpoint of this operator must match (see [`definition`](Self::definition)).
+    definition: String,
+    /// Whether the aggregation's state can be checkpointed, and why not.
+    checkpointable: std::result::Result<(), String>,
 }
 
 impl WindowOperator {
@@ -904,6 +927,184 @@ impl WindowOperator {
         out.extend(self.finish()?);
         Ok(out)
     }
+}
+
+/// The scalar part of a window operator's checkpoint (the rest is per-shard tables).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct OperatorScalars {
+    pub seq: u64,
+    pub sys_now: i64,
+    pub stream_base: i64,
+    pub stream_sys_of_max: i64,
+    pub finished: bool,
+    pub rows_in: u64,
+    pub late_rows: u64,
+    pub windows_closed: u64,
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// A window operator's checkpoint.
+pub(crate) struct OperatorSnapshot {
+    pub scalars: OperatorScalars,
+    pub shards: Vec<ShardState>,
+}
+
+impl WindowOperator {
+    /// What shapes this operator's state: step id, input schema, key, clock, windower, wait,
+    /// ordering, scope and the `down` schema (which carries the aggregation's result columns).
+    /// A checkpoint is restored only into an operator with the same definition.
+    pub fn definition(&self) -> &str {
+        &self.definition
+    }
+
+    /// `Err(why)` when this operator's state cannot be checkpointed.
+    pub fn checkpoint_support(&self) -> std::result::Result<(), String> {
+        self.checkpointable.clone().map_err(|why| format!("step \"{}\": {why}", self.step_id))
+    }
+
+    /// The operator's whole state (spec §9.1); only between micro-batches. The logical state is
+    /// not changed (aggregations may compact their stores while saving).
+    pub(crate) fn snapshot(&mut self) -> Result<OperatorSnapshot> {
+        if let Err(why) = self.checkpoint_support() {
+            return config_err(why);
+        }
+        let cfg = &self.cfg;
+        let shards = self.shards.iter_mut().map(|s| s.snapshot(cfg)).collect::<Result<Vec<_>>>()?;
+        let m = &self.metrics;
+        Ok(OperatorSnapshot {
+            scalars: OperatorScalars {
+                seq: self.seq,
+                sys_now: self.sys_now,
+                stream_base: self.stream_clock.base,
+                stream_sys_of_max: self.stream_clock.sys_of_max,
+                finished: self.finished,
+                rows_in: m.rows_in,
+                late_rows: m.late_rows,
+                windows_closed: m.windows_closed,
+                errors: m.errors.clone(),
+            },
+            shards,
+        })
+    }
+
+    /// Loads a checkpoint into this freshly built operator. The checkpoint may come from a
+    /// run with another thread count: keys are re-sharded by their saved hash.
+    ///
+    /// # Errors
+    /// An operator that already processed data, or an inconsistent checkpoint.
+    pub(crate) fn restore(&mut self, snap: OperatorSnapshot) -> Result<()> {
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::{Int64Type, UInt32Type, UInt64Type};
+        if self.seq != 0 || self.key_count() != 0 {
+            return Err(WindrowError::Internal(format!("step \"{}\" restored after it ran", self.step_id)));
+        }
+        let sc = snap.scalars;
+        // Live mode: system time stays monotonic across the restart (spec §14.5); replay: the
+        // frozen instant of the interrupted run comes back, so the downtime does not count.
+        self.sys_now = if self.time_source.is_live() { self.sys_now.max(sc.sys_now) } else { sc.sys_now };
+        self.seq = sc.seq;
+        self.stream_clock = ClockState { base: sc.stream_base, sys_of_max: sc.stream_sys_of_max };
+        self.finished = sc.finished;
+        self.metrics = Metrics {
+            rows_in: sc.rows_in,
+            late_rows: sc.late_rows,
+            windows_closed: sc.windows_closed,
+            errors: sc.errors,
+        };
+
+        // The saved input rows, back under their original batch numbers, compacted.
+        let mut saved: Vec<RecordBatch> = snap.shards.iter().filter_map(|s| s.rows.clone()).collect();
+        let (restored, row_map) = restored_rows(&mut saved)?;
+        let nshards = self.shards.len();
+        for shard in &mut self.shards {
+            shard.begin_restore(&restored);
+        }
+        for state in &snap.shards {
+            let keys = &state.keys;
+            let bytes = keys
+                .column_by_name("key")
+                .and_then(|c| c.as_binary_opt::<i32>())
+                .ok_or_else(|| WindrowError::Data("checkpoint keys table lacks \"key\"".into()))?;
+            let hash = state_col::<UInt64Type>(keys, "hash")?;
+            let base = state_col::<Int64Type>(keys, "base")?;
+            let sys = state_col::<Int64Type>(keys, "sys_of_max")?;
+            let next_id = state_col::<Int64Type>(keys, "next_id")?;
+            let active = state_col::<Int64Type>(keys, "active")?;
+            // Each saved key's new shard and id there.
+            let mut placed: Vec<(usize, u32)> = Vec::with_capacity(keys.num_rows());
+            for r in 0..keys.num_rows() {
+                let shard = if nshards == 1 { 0 } else { (hash.value(r) % nshards as u64) as usize };
+                let clock = ClockState { base: base.value(r), sys_of_max: sys.value(r) };
+                let next = next_id.is_valid(r).then(|| next_id.value(r));
+                let k = self.shards[shard].restore_key(&self.cfg, bytes.value(r), hash.value(r), clock, next)?;
+                placed.push((shard, k));
+            }
+            // Windows and queued rows go to their key's shard, in saved order.
+            for (table, is_queue) in [(&state.windows, false), (&state.queue, true)] {
+                let key = state_col::<UInt32Type>(table, "key")?;
+                for (s, shard) in self.shards.iter_mut().enumerate() {
+                    let rows: Vec<u32> = (0..table.num_rows() as u32)
+                        .filter(|&r| placed.get(key.value(r as usize) as usize).is_some_and(|p| p.0 == s))
+                        .collect();
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let part = arrow::compute::take_record_batch(table, &UInt32Array::from(rows))?;
+                    let ids: Vec<u32> = placed.iter().map(|p| p.1).collect();
+                    if is_queue {
+                        shard.restore_queue(&part, &ids, &row_map)?;
+                    } else {
+                        shard.restore_windows(&self.cfg, &part, &ids, &row_map)?;
+                    }
+                }
+            }
+            let mut order: Vec<(i64, usize)> =
+                (0..keys.num_rows()).filter(|&r| active.is_valid(r)).map(|r| (active.value(r), r)).collect();
+            order.sort_unstable();
+            for (s, shard) in self.shards.iter_mut().enumerate() {
+                shard.restore_active(order.iter().filter(|(_, r)| placed[*r].0 == s).map(|(_, r)| placed[*r].1));
+            }
+        }
+        for shard in &mut self.shards {
+            shard.end_restore(&restored);
+        }
+        Ok(())
+    }
+}
+
+/// Saved input rows (`__batch`, `__row`, input columns) → one compacted batch per original
+/// batch number, and the map from original to restored positions.
+fn restored_rows(saved: &mut [RecordBatch]) -> Result<(Vec<(u64, RecordBatch)>, RowMap)> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{UInt32Type, UInt64Type};
+    let mut map = RowMap::default();
+    let mut out = Vec::new();
+    let Some(first) = saved.first() else {
+        return Ok((out, map));
+    };
+    let all = arrow::compute::concat_batches(&first.schema(), saved.iter())?;
+    let input = Arc::new(Schema::new(all.schema().fields()[2..].to_vec()));
+    let batch_col = all.column(0).as_primitive_opt::<UInt64Type>().cloned();
+    let row_col = all.column(1).as_primitive_opt::<UInt32Type>().cloned();
+    let (Some(batch_col), Some(row_col)) = (batch_col, row_col) else {
+        return Err(WindrowError::Data("checkpoint rows table lacks __batch/__row".into()));
+    };
+    let mut order: Vec<u32> = (0..all.num_rows() as u32).collect();
+    order.sort_unstable_by_key(|&i| (batch_col.value(i as usize), row_col.value(i as usize)));
+    let mut start = 0;
+    while start < order.len() {
+        let seq = batch_col.value(order[start] as usize);
+        let mut end = start;
+        while end < order.len() && batch_col.value(order[end] as usize) == seq {
+            map.insert(seq, row_col.value(order[end] as usize), (end - start) as u32);
+            end += 1;
+        }
+        let idx = UInt32Array::from(order[start..end].to_vec());
+        let cols = all.columns()[2..].iter().map(|c| take(c, &idx, None)).collect::<Result<Vec<_>, _>>()?;
+        out.push((seq, RecordBatch::try_new(Arc::clone(&input), cols)?));
+        start = end;
+    }
+    Ok((out, map))
 }
 
 /// Builds a fold factory (used by `ops::fold_window`).

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, ListArray, RecordBatch};
+use arrow::array::{ArrayRef, AsArray, Int64Array, ListArray, RecordBatch};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, SchemaRef};
 
@@ -607,4 +607,294 @@ fn window_rows(
 fn ts_array(values: impl Iterator<Item = i64>, ts_type: &arrow::datatypes::DataType) -> Result<ArrayRef> {
     let a: Int64Array = values.collect();
     Ok(arrow::compute::cast(&a, ts_type)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoints (spec §9.1)
+// ---------------------------------------------------------------------------------------------
+
+/// A shard's state for a checkpoint, as Arrow batches. Keys are saved as their interned bytes
+/// and hash, so that a restore can re-shard them for another thread count without evaluating
+/// key expressions again.
+pub(crate) struct ShardState {
+    /// Per key: `key` (interned bytes), `hash`, the clock's `base` and `sys_of_max`, the
+    /// session `next_id` (null for fixed windows), `active` (position in the active list).
+    pub keys: RecordBatch,
+    /// Per open window, in each key's creation order: `key` (row of `keys`), `id`, `start`,
+    /// `end`, `merged`, then the aggregation state as `agg.<name>` columns.
+    pub windows: RecordBatch,
+    /// Ordered-mode queues: `key`, `ts`, and the row's original `batch` and `row`.
+    pub queue: RecordBatch,
+    /// Input rows the state refers to: `__batch`, `__row`, then the input's columns.
+    pub rows: Option<RecordBatch>,
+}
+
+fn state_batch(columns: Vec<(String, ArrayRef)>) -> Result<RecordBatch> {
+    let fields: Vec<arrow::datatypes::Field> =
+        columns.iter().map(|(n, a)| arrow::datatypes::Field::new(n, a.data_type().clone(), true)).collect();
+    let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+    let rows = columns.first().map_or(0, |(_, a)| a.len());
+    let arrays = columns.into_iter().map(|(_, a)| a).collect();
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(schema, arrays, &options)?)
+}
+
+/// A column of a state batch, downcast.
+pub(crate) fn state_col<'a, T: arrow::array::ArrowPrimitiveType>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a arrow::array::PrimitiveArray<T>> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_primitive_opt::<T>())
+        .ok_or_else(|| WindrowError::Data(format!("checkpoint table lacks column \"{name}\" of the expected type")))
+}
+
+impl Shard {
+    /// The shard's state (not changed). Only between micro-batches.
+    pub fn snapshot(&mut self, cfg: &ShardConfig) -> Result<ShardState> {
+        use arrow::array::{BinaryBuilder, ListBuilder, UInt32Array, UInt64Array};
+        let n = self.keys.len();
+        let mut active_pos: Vec<Option<i64>> = vec![None; n];
+        for (i, &k) in self.active.iter().enumerate() {
+            active_pos[k as usize] = Some(i as i64);
+        }
+        let mut key_bytes = BinaryBuilder::new();
+        for k in 0..n as u32 {
+            key_bytes.append_value(self.keys.key(k));
+        }
+        let sessions = matches!(cfg.windower, BoundWindower::Session { .. });
+        let keys = state_batch(vec![
+            ("key".into(), Arc::new(key_bytes.finish()) as ArrayRef),
+            ("hash".into(), Arc::new((0..n as u32).map(|k| self.keys.hash(k)).collect::<UInt64Array>())),
+            ("base".into(), Arc::new(self.clocks.iter().map(|c| c.base).collect::<Int64Array>())),
+            ("sys_of_max".into(), Arc::new(self.clocks.iter().map(|c| c.sys_of_max).collect::<Int64Array>())),
+            (
+                "next_id".into(),
+                Arc::new((0..n).map(|k| sessions.then(|| self.sessions[k].next_id)).collect::<Int64Array>()),
+            ),
+            ("active".into(), Arc::new(active_pos.into_iter().collect::<Int64Array>())),
+        ])?;
+
+        // Open windows, per key in creation order.
+        let (mut wkey, mut wid, mut wstart, mut wend, mut slots) = (vec![], vec![], vec![], vec![], vec![]);
+        let mut merged = ListBuilder::new(arrow::array::Int64Builder::new());
+        for k in 0..n {
+            if sessions {
+                for s in &self.sessions[k].live {
+                    wkey.push(k as u32);
+                    wid.push(s.id);
+                    wstart.push(s.first);
+                    wend.push(s.last);
+                    slots.push(s.slot);
+                    merged.append_value(s.merged.iter().map(|&m| Some(m)));
+                }
+            } else {
+                for w in &self.fixed[k] {
+                    wkey.push(k as u32);
+                    wid.push(w.id);
+                    wstart.push(w.start);
+                    wend.push(w.end);
+                    slots.push(w.slot);
+                    merged.append_value(std::iter::empty::<Option<i64>>());
+                }
+            }
+        }
+        let mut refs: Vec<RowRef> = Vec::new();
+        let agg_cols = self.agg.snapshot(&slots, &mut refs)?;
+        let mut window_cols: Vec<(String, ArrayRef)> = vec![
+            ("key".into(), Arc::new(UInt32Array::from(wkey))),
+            ("id".into(), Arc::new(Int64Array::from(wid))),
+            ("start".into(), Arc::new(Int64Array::from(wstart))),
+            ("end".into(), Arc::new(Int64Array::from(wend))),
+            ("merged".into(), Arc::new(merged.finish())),
+        ];
+        window_cols.extend(agg_cols.into_iter().map(|(name, a)| (format!("agg.{name}"), a)));
+        let windows = state_batch(window_cols)?;
+
+        let (mut qkey, mut qts, mut qbatch, mut qrow) = (vec![], vec![], vec![], vec![]);
+        for (k, q) in self.queues.iter().enumerate() {
+            for item in q {
+                qkey.push(k as u32);
+                qts.push(item.ts);
+                qbatch.push(item.row.batch);
+                qrow.push(item.row.row);
+                refs.push(item.row);
+            }
+        }
+        let queue = state_batch(vec![
+            ("key".into(), Arc::new(UInt32Array::from(qkey))),
+            ("ts".into(), Arc::new(Int64Array::from(qts))),
+            ("batch".into(), Arc::new(UInt64Array::from(qbatch))),
+            ("row".into(), Arc::new(UInt32Array::from(qrow))),
+        ])?;
+        Ok(ShardState { keys, windows, queue, rows: self.saved_rows(refs)? })
+    }
+
+    /// The input rows `refs` names, gathered from the retained batches with their original
+    /// positions, in arrival order.
+    fn saved_rows(&self, mut refs: Vec<RowRef>) -> Result<Option<RecordBatch>> {
+        use arrow::array::{UInt32Array, UInt64Array};
+        if refs.is_empty() {
+            return Ok(None);
+        }
+        refs.sort_unstable_by_key(|r| (r.batch, r.row));
+        refs.dedup();
+        let mut batches: Vec<&RecordBatch> = Vec::new();
+        let mut indices: Vec<(usize, usize)> = Vec::with_capacity(refs.len());
+        let mut last: Option<u64> = None;
+        for r in &refs {
+            if last != Some(r.batch) {
+                let b = self
+                    .store
+                    .get(r.batch)
+                    .ok_or_else(|| WindrowError::Internal(format!("retained batch {} missing", r.batch)))?;
+                batches.push(b);
+                last = Some(r.batch);
+            }
+            indices.push((batches.len() - 1, r.row as usize));
+        }
+        // The input fields keep their nullability: restored rows are interleaved with new
+        // ones later, and arrow refuses to mix struct types that differ in it.
+        let schema = batches[0].schema();
+        let mut fields: Vec<arrow::datatypes::FieldRef> = vec![
+            Arc::new(arrow::datatypes::Field::new("__batch", arrow::datatypes::DataType::UInt64, false)),
+            Arc::new(arrow::datatypes::Field::new("__row", arrow::datatypes::DataType::UInt32, false)),
+        ];
+        fields.extend(schema.fields().iter().cloned());
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(refs.iter().map(|r| r.batch).collect::<UInt64Array>()),
+            Arc::new(refs.iter().map(|r| r.row).collect::<UInt32Array>()),
+        ];
+        for c in 0..schema.fields().len() {
+            let arrays: Vec<&dyn arrow::array::Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            cols.push(arrow::compute::interleave(&arrays, &indices)?);
+        }
+        Ok(Some(RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), cols)?))
+    }
+
+    /// Adds one saved key (restore), with its clock, session counter and activity; returns
+    /// its id here.
+    pub fn restore_key(
+        &mut self,
+        cfg: &ShardConfig,
+        bytes: &[u8],
+        hash: u64,
+        clock: ClockState,
+        next_id: Option<i64>,
+    ) -> Result<u32> {
+        let (k, new) = self.keys.intern_saved(bytes, hash)?;
+        if !new {
+            return Err(WindrowError::Data("checkpoint holds the same key twice".into()));
+        }
+        self.clocks.push(clock);
+        match cfg.windower {
+            BoundWindower::Fixed(_) => {
+                self.fixed.push(Vec::new());
+                self.recent.push(NO_WINDOW);
+            }
+            BoundWindower::Session { .. } => {
+                self.sessions.push(Sessions { live: Vec::new(), next_id: next_id.unwrap_or(0) })
+            }
+        }
+        if cfg.ordered {
+            self.queues.push(Vec::new());
+        }
+        self.is_active.push(false);
+        self.touched_at.push(u64::MAX);
+        Ok(k)
+    }
+
+    /// Makes restored rows available (pinned until [`end_restore`](Self::end_restore)).
+    pub fn begin_restore(&mut self, batches: &[(u64, RecordBatch)]) {
+        for (seq, b) in batches {
+            self.store.pin(*seq, b);
+        }
+    }
+
+    /// Drops the restore pins: batches no restored state refers to are freed.
+    pub fn end_restore(&mut self, batches: &[(u64, RecordBatch)]) {
+        for (seq, _) in batches {
+            self.store.unpin(*seq);
+        }
+    }
+
+    /// Restores open windows `rows` of a saved `windows` table into the keys `key_ids` (the
+    /// table's `key` column indexes it), with their aggregation state.
+    pub fn restore_windows(
+        &mut self,
+        cfg: &ShardConfig,
+        windows: &RecordBatch,
+        key_ids: &[u32],
+        row_map: &crate::agg::RowMap,
+    ) -> Result<()> {
+        use arrow::datatypes::{Int64Type, UInt32Type};
+        let key = state_col::<UInt32Type>(windows, "key")?;
+        let id = state_col::<Int64Type>(windows, "id")?;
+        let start = state_col::<Int64Type>(windows, "start")?;
+        let end = state_col::<Int64Type>(windows, "end")?;
+        let merged = windows
+            .column_by_name("merged")
+            .and_then(|c| c.as_list_opt::<i32>())
+            .ok_or_else(|| WindrowError::Data("checkpoint windows table lacks \"merged\"".into()))?;
+        let mut slots = Vec::with_capacity(windows.num_rows());
+        for r in 0..windows.num_rows() {
+            let k = *key_ids
+                .get(key.value(r) as usize)
+                .ok_or_else(|| WindrowError::Data("checkpoint window refers to a key it does not hold".into()))?;
+            let slot = self.alloc_slot();
+            slots.push(slot);
+            let (id, start, end) = (id.value(r), start.value(r), end.value(r));
+            match cfg.windower {
+                BoundWindower::Fixed(_) => self.fixed[k as usize].push(OpenWindow { id, start, end, slot }),
+                BoundWindower::Session { .. } => {
+                    let m = merged.value(r);
+                    let merged_ids = m.as_primitive::<Int64Type>().values().to_vec();
+                    self.sessions[k as usize].live.push(Session {
+                        id,
+                        first: start,
+                        last: end,
+                        merged: merged_ids,
+                        slot,
+                    });
+                }
+            }
+        }
+        let agg_cols: Vec<(String, ArrayRef)> = windows
+            .schema()
+            .fields()
+            .iter()
+            .zip(windows.columns())
+            .filter_map(|(f, c)| f.name().strip_prefix("agg.").map(|n| (n.to_string(), Arc::clone(c))))
+            .collect();
+        self.agg.restore(&slots, &crate::agg::StateColumns::new(&agg_cols), row_map, &mut self.store)
+    }
+
+    /// Restores ordered-mode queue rows `queue` into the keys `key_ids`.
+    pub fn restore_queue(&mut self, queue: &RecordBatch, key_ids: &[u32], row_map: &crate::agg::RowMap) -> Result<()> {
+        use arrow::datatypes::{Int64Type, UInt32Type, UInt64Type};
+        let key = state_col::<UInt32Type>(queue, "key")?;
+        let ts = state_col::<Int64Type>(queue, "ts")?;
+        let batch = state_col::<UInt64Type>(queue, "batch")?;
+        let row = state_col::<UInt32Type>(queue, "row")?;
+        for r in 0..queue.num_rows() {
+            let k = *key_ids
+                .get(key.value(r) as usize)
+                .ok_or_else(|| WindrowError::Data("checkpoint queue refers to a key it does not hold".into()))?;
+            let queue = self
+                .queues
+                .get_mut(k as usize)
+                .ok_or_else(|| WindrowError::Data("checkpoint has ordered-mode rows for an unordered step".into()))?;
+            let row = row_map.take(batch.value(r), row.value(r), &mut self.store)?;
+            queue.push(Queued { ts: ts.value(r), row });
+        }
+        Ok(())
+    }
+
+    /// Marks restored keys active in the saved order (closing order depends on it).
+    pub fn restore_active(&mut self, keys_in_order: impl IntoIterator<Item = u32>) {
+        for k in keys_in_order {
+            self.mark_active(k);
+        }
+    }
 }

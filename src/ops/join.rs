@@ -256,7 +256,9 @@ impl JoinOpBuilder {
         .hide(TS_COLUMN)
         .build()?;
         let n = self.sides.len();
+        let definition = format!("{}; insert {:?}; emit {:?}", inner.definition(), self.insert, self.emit);
         Ok(JoinOperator {
+            definition,
             inner,
             sides: bound,
             unified,
@@ -285,6 +287,8 @@ struct Pending {
 
 /// A running join.
 pub struct JoinOperator {
+    /// What a checkpoint must match: the inner operator's definition and the join modes.
+    definition: String,
     inner: WindowOperator,
     sides: Vec<BoundSide>,
     unified: SchemaRef,
@@ -305,6 +309,69 @@ impl JoinOperator {
     /// The window operator underneath (metrics, open windows).
     pub fn inner(&self) -> &WindowOperator {
         &self.inner
+    }
+
+    /// What shapes the join's state (see [`WindowOperator::definition`]), with its modes.
+    pub fn definition(&self) -> &str {
+        &self.definition
+    }
+
+    /// The join's state: the window operator's, the replay interleaving's buffered rows (one
+    /// table per side, event times in `__ts`), which sides ended, and the frozen instant.
+    pub(crate) fn snapshot(&mut self) -> Result<crate::checkpoint::StepState> {
+        let mut state = crate::checkpoint::StepState::from_operator(self.inner.snapshot()?)?;
+        for (side, buf) in self.buffers.iter().enumerate() {
+            let mut parts = Vec::new();
+            for p in buf {
+                let rest = p.batch.slice(p.offset, p.batch.num_rows() - p.offset);
+                let ts: ArrayRef = Arc::new(Int64Array::from(p.ts[p.offset..].to_vec()));
+                let mut cols = rest.columns().to_vec();
+                cols.push(ts);
+                parts.push(cols);
+            }
+            if parts.is_empty() {
+                continue;
+            }
+            let mut fields: Vec<FieldRef> = self.unified.fields().iter().cloned().collect();
+            fields.push(Arc::new(Field::new("__ts", DataType::Int64, false)));
+            let schema = Arc::new(Schema::new(fields));
+            let batches = parts
+                .into_iter()
+                .map(|c| RecordBatch::try_new(Arc::clone(&schema), c))
+                .collect::<Result<Vec<_>, _>>()?;
+            state.tables.push((format!("buffer-{side}"), arrow::compute::concat_batches(&schema, &batches)?));
+        }
+        state.scalars.insert("ended".into(), serde_json::json!(self.ended));
+        state.scalars.insert("frozen_ns".into(), serde_json::json!(self.time_source.now_nanos()));
+        Ok(state)
+    }
+
+    /// Loads [`snapshot`](Self::snapshot)'s state into this freshly built join.
+    pub(crate) fn restore(&mut self, mut state: crate::checkpoint::StepState) -> Result<()> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::Int64Type;
+        let ended: Vec<bool> = state.scalar("ended")?;
+        if ended.len() != self.ended.len() {
+            return Err(WindrowError::Data("checkpoint join has another number of sides".into()));
+        }
+        self.ended = ended;
+        if !self.time_source.is_live() {
+            let frozen: i64 = state.scalar("frozen_ns")?;
+            self.time_source = TimeSource::Frozen(chrono::DateTime::from_timestamp_nanos(frozen));
+        }
+        for side in 0..self.sides.len() {
+            let Some(table) = state.take_table(&format!("buffer-{side}")) else { continue };
+            let n = table.num_columns();
+            let ts = table
+                .column(n - 1)
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| WindrowError::Data("checkpoint join buffer lacks __ts".into()))?
+                .values()
+                .to_vec();
+            let batch = RecordBatch::try_new(Arc::clone(&self.unified), table.columns()[..n - 1].to_vec())?;
+            self.buffers[side].push_back(Pending { batch, ts, offset: 0 });
+        }
+        self.inner.restore(state.into_operator()?)
     }
 
     /// Turns one side's batch into the unified shape.
