@@ -241,7 +241,12 @@ pub fn serve_pipeline(
     addr: SocketAddr,
     options: ServeOptions,
 ) -> Result<(Summary, Vec<crate::sink::SinkSummary>)> {
-    let crate::pipeline::BuiltPipeline { flow, outputs, coalesce_rows } = built;
+    let crate::pipeline::BuiltPipeline { flow, outputs, coalesce_rows, checkpoint } = built;
+    if checkpoint.is_some() {
+        return Err(WindrowError::Config(
+            "windrow serve does not take --state-dir yet: checkpoints cover `windrow run` (file inputs) only".into(),
+        ));
+    }
     let (runtime, sources) = flow.into_runtime();
     let inputs: Vec<String> = runtime.inputs().map(|(n, _)| n.to_string()).collect();
     if let Some((name, _)) = inputs.iter().zip(&sources).find(|(_, s)| s.is_some()) {

@@ -290,6 +290,7 @@ impl Pipeline {
             flow,
             outputs,
             coalesce_rows: spec.coalesce_rows.unwrap_or(crate::sink::DEFAULT_COALESCE_ROWS),
+            checkpoint: None,
         })
     }
 

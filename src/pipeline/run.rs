@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
+use crate::checkpoint::{
+    CheckpointConfig, CheckpointStore, InputPosition, Manifest, OutputCommit, StepEntry, fault_point,
+};
 use crate::error::{Result, WindrowError};
-use crate::flow::{Dataflow, Port, StepOutput};
-use crate::sink::{MemoryHandle, MemorySink, RollPolicy, Sink, SinkSummary, TableSink, open_sink};
+use crate::flow::{Dataflow, FlowRuntime, Port, StepOutput};
+use crate::sink::{MemoryHandle, MemorySink, PartSink, RollPolicy, Sink, SinkSummary, TableSink, open_sink};
 use crate::source::FileFormat;
 
 /// Where a planned output goes.
@@ -74,6 +77,8 @@ pub struct BuiltPipeline {
     pub outputs: Vec<PlannedOutput>,
     /// Rows per batch written to files.
     pub coalesce_rows: usize,
+    /// Checkpointing, if the run has a state directory (see [`with_checkpoints`](Self::with_checkpoints)).
+    pub checkpoint: Option<CheckpointConfig>,
 }
 
 /// A progress report during a run.
@@ -121,6 +126,8 @@ pub struct RunSummary {
     pub outputs: Vec<(String, SinkSummary)>,
     /// The batches of `memory` outputs, by output name.
     pub memory: Vec<(String, Vec<RecordBatch>)>,
+    /// With checkpoints: what they cost.
+    pub checkpoints: Option<CheckpointStats>,
 }
 
 impl RunSummary {
@@ -130,10 +137,207 @@ impl RunSummary {
     }
 }
 
+/// An open output: a plain sink, or (with checkpoints) part files published at commits.
+enum OutputSink {
+    Plain(Box<dyn Sink>),
+    Parts(Box<PartSink>),
+}
+
+impl OutputSink {
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self {
+            OutputSink::Plain(s) => s.write(batch),
+            OutputSink::Parts(s) => s.write(batch),
+        }
+    }
+}
+
 struct OpenOutput {
     step: String,
     port: Port,
-    sink: Box<dyn Sink>,
+    sink: OutputSink,
+}
+
+/// What checkpointing cost over a run (spec §9: bounded by state size, not input size).
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointStats {
+    /// The checkpoint the run resumed from, if any.
+    pub resumed_from: Option<u64>,
+    /// Checkpoints committed by this run.
+    pub committed: u64,
+    /// Bytes of state in the last checkpoint.
+    pub last_bytes: u64,
+    /// Largest state of any checkpoint of this run, in bytes.
+    pub max_bytes: u64,
+    /// Time spent checkpointing (snapshot, write, sync, publish).
+    pub total_time: Duration,
+    /// Longest single checkpoint.
+    pub max_time: Duration,
+}
+
+/// The checkpointing side of a run.
+struct Checkpointing {
+    config: CheckpointConfig,
+    store: CheckpointStore,
+    next: u64,
+    definitions: Vec<(String, String)>,
+    last: Instant,
+    batches_since: u64,
+    stats: CheckpointStats,
+}
+
+/// Where each input is.
+#[derive(Clone)]
+struct Position {
+    rows: u64,
+    batches: u64,
+}
+
+impl Checkpointing {
+    fn due(&self) -> bool {
+        self.config.every_batches.is_some_and(|n| self.batches_since >= n)
+            || self.last.elapsed() >= self.config.interval
+    }
+
+    /// Stages the outputs, writes and commits the checkpoint, publishes the outputs.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &mut self,
+        flow: &str,
+        runtime: &mut FlowRuntime,
+        names: &[String],
+        positions: &[Position],
+        outputs: &mut [OpenOutput],
+        planned: &[PlannedOutput],
+        steps: &[StepSummary],
+        finished: bool,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let mut commits = Vec::new();
+        for (out, plan) in outputs.iter_mut().zip(planned) {
+            if let OutputSink::Parts(p) = &mut out.sink {
+                let parts = p.prepare_commit(finished)?;
+                commits.push(OutputCommit {
+                    name: plan.name.clone(),
+                    path: p.summary().target,
+                    parts,
+                    rows: p.summary().rows,
+                });
+            }
+        }
+        let states = runtime.snapshot()?;
+        let manifest = Manifest {
+            format: 0,
+            windrow: String::new(),
+            flow: flow.to_string(),
+            number: self.next,
+            finished,
+            inputs: names
+                .iter()
+                .zip(positions)
+                .zip(runtime.ended())
+                .map(|((n, p), e)| InputPosition { name: n.clone(), rows: p.rows, batches: p.batches, ended: *e })
+                .collect(),
+            outputs: commits.clone(),
+            steps: self
+                .definitions
+                .iter()
+                .map(|(id, d)| StepEntry {
+                    id: id.clone(),
+                    definition: d.clone(),
+                    scalars: Default::default(),
+                    tables: Vec::new(),
+                })
+                .collect(),
+            step_rows: steps.iter().map(|s| (s.id.clone(), s.rows)).collect(),
+        };
+        let (_, bytes) = self.store.commit(manifest, &states)?;
+        fault_point("checkpoint-commit");
+        let mut i = 0;
+        for out in outputs.iter_mut() {
+            if let OutputSink::Parts(p) = &mut out.sink {
+                p.publish(commits[i].parts)?;
+                fault_point("publish");
+                i += 1;
+            }
+        }
+        self.next += 1;
+        self.batches_since = 0;
+        self.last = Instant::now();
+        let took = started.elapsed();
+        let st = &mut self.stats;
+        st.committed += 1;
+        st.last_bytes = bytes;
+        st.max_bytes = st.max_bytes.max(bytes);
+        st.total_time += took;
+        st.max_time = st.max_time.max(took);
+        Ok(())
+    }
+}
+
+/// Compares a checkpoint's steps, inputs and outputs with the pipeline being resumed.
+fn check_same_pipeline(
+    dir: &std::path::Path,
+    manifest: &Manifest,
+    definitions: &[(String, String)],
+    inputs: &[String],
+    file_outputs: &[(String, String)],
+) -> Result<()> {
+    let refuse = |what: String| {
+        Err(WindrowError::Config(format!(
+            "the checkpoint in {} was written by a different pipeline: {what}. Resume with the pipeline that \
+             wrote it, or use a new --state-dir (or delete this one) to start over",
+            dir.display()
+        )))
+    };
+    if manifest.steps.len() != definitions.len() {
+        return refuse(format!("it has {} steps, this pipeline has {}", manifest.steps.len(), definitions.len()));
+    }
+    for (saved, (id, def)) in manifest.steps.iter().zip(definitions) {
+        if saved.id != *id {
+            return refuse(format!("step \"{}\" is now \"{id}\"", saved.id));
+        }
+        if saved.definition != *def {
+            return refuse(format!("step \"{id}\" changed\n  checkpoint: {}\n  now:        {def}", saved.definition));
+        }
+    }
+    let saved_inputs: Vec<&str> = manifest.inputs.iter().map(|i| i.name.as_str()).collect();
+    if saved_inputs != inputs.iter().map(String::as_str).collect::<Vec<_>>() {
+        return refuse(format!("its inputs are {saved_inputs:?}, this pipeline's are {inputs:?}"));
+    }
+    let saved_outputs: Vec<(String, String)> =
+        manifest.outputs.iter().map(|o| (o.name.clone(), o.path.clone())).collect();
+    if saved_outputs != file_outputs {
+        return refuse(format!(
+            "its file outputs are {saved_outputs:?}, this pipeline's are {file_outputs:?} (an output added later \
+             would miss the windows emitted before)"
+        ));
+    }
+    Ok(())
+}
+
+/// Skips the first `rows` rows of `source` (a resume); returns the rest of a batch cut in the
+/// middle.
+fn skip_rows(source: &mut dyn crate::source::Source, name: &str, rows: u64) -> Result<Option<RecordBatch>> {
+    let mut left = rows;
+    while left > 0 {
+        let Some(batch) = source.next_batch() else {
+            return Err(WindrowError::Data(format!(
+                "input \"{name}\" has {} rows, but the checkpoint says {rows} were read: the input changed since \
+                 the checkpoint; restore it, or start over with a new --state-dir",
+                rows - left
+            )));
+        };
+        let batch = batch?;
+        let n = batch.num_rows() as u64;
+        if n <= left {
+            left -= n;
+        } else {
+            let cut = left as usize;
+            return Ok(Some(batch.slice(cut, batch.num_rows() - cut)));
+        }
+    }
+    Ok(None)
 }
 
 impl BuiltPipeline {
@@ -147,13 +351,40 @@ impl BuiltPipeline {
         self.run_with_progress_every(Duration::from_secs(2), progress)
     }
 
-    /// As [`run`](Self::run), with progress reports every `every`.
+    /// Checkpoints the run into `config.dir` (see [`crate::checkpoint`]): a rerun with the
+    /// same state directory after a crash resumes from the last checkpoint, and every file
+    /// output is then exactly what an uninterrupted run writes. File outputs become
+    /// directories of part files, published at each checkpoint.
+    pub fn with_checkpoints(mut self, config: CheckpointConfig) -> Self {
+        self.checkpoint = Some(config);
+        self
+    }
+
+    /// As [`run`](Self::run), with progress reports every `every`; warnings (a damaged
+    /// checkpoint skipped, uncommitted output parts removed) go to stderr.
     ///
     /// # Errors
     /// As [`run`](Self::run).
-    pub fn run_with_progress_every(self, every: Duration, mut progress: impl FnMut(&Progress)) -> Result<RunSummary> {
+    pub fn run_with_progress_every(self, every: Duration, progress: impl FnMut(&Progress)) -> Result<RunSummary> {
+        self.run_observed(every, progress, |w| eprintln!("windrow: warning: {w}"))
+    }
+
+    /// As [`run`](Self::run), with progress reports every `every` and warnings to `warn`.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run); with checkpoints also a checkpoint of a different pipeline, an
+    /// aggregation that cannot be checkpointed, or an input shorter than the checkpoint's
+    /// position.
+    pub fn run_observed(
+        self,
+        every: Duration,
+        mut progress: impl FnMut(&Progress),
+        mut warn: impl FnMut(&str),
+    ) -> Result<RunSummary> {
         let started = Instant::now();
-        let (mut runtime, mut sources) = self.flow.into_runtime();
+        let BuiltPipeline { flow, outputs: planned, coalesce_rows, checkpoint } = self;
+        let flow_name = flow.name().to_string();
+        let (mut runtime, mut sources) = flow.into_runtime();
         let names: Vec<String> = runtime.inputs().map(|(n, _)| n.to_string()).collect();
         if let Some(i) = sources.iter().position(Option::is_none) {
             return Err(WindrowError::Plan(format!(
@@ -163,78 +394,187 @@ impl BuiltPipeline {
             )));
         }
         let schemas = runtime.outputs();
-        let mut outputs = Vec::with_capacity(self.outputs.len());
-        let mut handles = Vec::new();
-        for planned in &self.outputs {
-            let Some((_, _, schema)) = schemas.iter().find(|(s, p, _)| s == &planned.step && *p == planned.port) else {
-                return Err(WindrowError::Internal(format!("output {} has no step", planned.name)));
-            };
-            let (sink, handle) = planned.open(schema.clone(), self.coalesce_rows)?;
-            if let Some(h) = handle {
-                handles.push((planned.name.clone(), h));
-            }
-            outputs.push(OpenOutput { step: planned.step.clone(), port: planned.port, sink });
-        }
         let mut steps: Vec<StepSummary> = Vec::new();
         for (id, _, _) in &schemas {
             if !steps.iter().any(|s| &s.id == id) {
                 steps.push(StepSummary { id: id.clone(), rows: [0; 4] });
             }
         }
+        let mut positions = vec![Position { rows: 0, batches: 0 }; names.len()];
+        let mut committed_parts: Vec<usize> = vec![0; planned.len()];
+        let mut already_finished = false;
 
-        let mut route = |emitted: Vec<StepOutput>, steps: &mut Vec<StepSummary>| -> Result<()> {
-            for o in emitted {
-                let Some(summary) = steps.iter_mut().find(|s| s.id == o.step) else { continue };
-                for (i, port) in Port::ALL.into_iter().enumerate() {
-                    let batches = port.batches(&o.out);
-                    summary.rows[i] += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-                    for out in outputs.iter_mut().filter(|x| x.step == o.step && x.port == port) {
-                        for b in batches.iter().filter(|b| b.num_rows() > 0) {
-                            out.sink.write(b)?;
+        // Checkpoints: find the last good one, check it was written by this pipeline, restore.
+        let mut ckpt = match checkpoint {
+            None => None,
+            Some(config) => {
+                runtime.checkpoint_support()?;
+                let store = CheckpointStore::open(&config.dir)?;
+                let definitions = runtime.definitions();
+                let file_outputs: Vec<(String, String)> = planned
+                    .iter()
+                    .filter_map(|p| match &p.target {
+                        OutputTarget::File { path, .. } => Some((p.name.clone(), path.display().to_string())),
+                        _ => None,
+                    })
+                    .collect();
+                let mut c = Checkpointing {
+                    next: 0,
+                    definitions,
+                    last: Instant::now(),
+                    batches_since: 0,
+                    stats: CheckpointStats::default(),
+                    store,
+                    config,
+                };
+                if let Some(loaded) = c.store.latest(|w| warn(&w))? {
+                    let m = &loaded.manifest;
+                    check_same_pipeline(&loaded.path, m, &c.definitions, &names, &file_outputs)?;
+                    let ended: Vec<bool> = m.inputs.iter().map(|i| i.ended).collect();
+                    runtime.restore(loaded.steps, &ended)?;
+                    for (p, saved) in positions.iter_mut().zip(&m.inputs) {
+                        *p = Position { rows: saved.rows, batches: saved.batches };
+                    }
+                    let mut file_i = 0;
+                    for (parts, plan) in committed_parts.iter_mut().zip(&planned) {
+                        if matches!(plan.target, OutputTarget::File { .. }) {
+                            *parts = m.outputs[file_i].parts;
+                            file_i += 1;
+                        }
+                    }
+                    for (s, (id, rows)) in steps.iter_mut().zip(&m.step_rows) {
+                        if s.id == *id {
+                            s.rows = *rows;
+                        }
+                    }
+                    already_finished = m.finished;
+                    c.next = m.number + 1;
+                    c.stats.resumed_from = Some(m.number);
+                }
+                Some(c)
+            }
+        };
+
+        let mut outputs = Vec::with_capacity(planned.len());
+        let mut handles = Vec::new();
+        for (planned, &committed) in planned.iter().zip(&committed_parts) {
+            let Some((_, _, schema)) = schemas.iter().find(|(s, p, _)| s == &planned.step && *p == planned.port) else {
+                return Err(WindrowError::Internal(format!("output {} has no step", planned.name)));
+            };
+            let sink = match (&planned.target, &ckpt) {
+                (OutputTarget::File { path, format, roll }, Some(_)) => {
+                    let parts = PartSink::open(path, *format, schema.clone(), committed, *roll, coalesce_rows)?;
+                    for removed in parts.removed() {
+                        warn(&format!("removed {}: written after the last committed checkpoint", removed.display()));
+                    }
+                    OutputSink::Parts(Box::new(parts))
+                }
+                _ => {
+                    let (sink, handle) = planned.open(schema.clone(), coalesce_rows)?;
+                    if let Some(h) = handle {
+                        handles.push((planned.name.clone(), h));
+                    }
+                    OutputSink::Plain(sink)
+                }
+            };
+            outputs.push(OpenOutput { step: planned.step.clone(), port: planned.port, sink });
+        }
+
+        let route =
+            |emitted: Vec<StepOutput>, steps: &mut Vec<StepSummary>, outputs: &mut Vec<OpenOutput>| -> Result<()> {
+                for o in emitted {
+                    let Some(summary) = steps.iter_mut().find(|s| s.id == o.step) else { continue };
+                    for (i, port) in Port::ALL.into_iter().enumerate() {
+                        let batches = port.batches(&o.out);
+                        summary.rows[i] += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+                        for out in outputs.iter_mut().filter(|x| x.step == o.step && x.port == port) {
+                            for b in batches.iter().filter(|b| b.num_rows() > 0) {
+                                out.sink.write(b)?;
+                            }
                         }
                     }
                 }
-            }
-            Ok(())
-        };
+                Ok(())
+            };
 
-        let mut rows_in = 0u64;
-        let mut last_report = Instant::now();
-        let mut live = vec![true; sources.len()];
-        while live.iter().any(|l| *l) {
+        let resumed_rows: u64 = positions.iter().map(|p| p.rows).sum();
+        let mut rows_in = resumed_rows;
+        if already_finished {
+            warn("the checkpoint says this run already completed: nothing to do (use a new --state-dir to run again)");
+        } else {
+            // A resume skips what the checkpoint covers; ended inputs are not read again.
+            let mut live: Vec<bool> = runtime.ended().iter().map(|e| !e).collect();
+            let mut carry: Vec<Option<RecordBatch>> = vec![None; sources.len()];
             for (i, source) in sources.iter_mut().enumerate() {
-                let Some(source) = source.as_mut().filter(|_| live[i]) else { continue };
-                let emitted = match source.next_batch() {
-                    None => {
-                        live[i] = false;
-                        runtime.end_input(&names[i])?
-                    }
-                    Some(batch) => {
-                        let batch = batch?;
-                        rows_in += batch.num_rows() as u64;
-                        runtime.push(&names[i], &batch)?
-                    }
-                };
-                route(emitted, &mut steps)?;
+                if let Some(source) = source.as_mut().filter(|_| live[i] && positions[i].rows > 0) {
+                    carry[i] = skip_rows(source.as_mut(), &names[i], positions[i].rows)?;
+                }
             }
-            if last_report.elapsed() >= every {
-                last_report = Instant::now();
-                progress(&Progress {
-                    rows_in,
-                    elapsed: started.elapsed(),
-                    late: steps.iter().map(|s| s.rows[1]).sum(),
-                    windows_closed: steps.iter().map(|s| s.rows[2]).sum(),
-                    open_windows: runtime.open_windows(),
-                });
+            let mut last_report = Instant::now();
+            while live.iter().any(|l| *l) {
+                for (i, source) in sources.iter_mut().enumerate() {
+                    let Some(source) = source.as_mut().filter(|_| live[i]) else { continue };
+                    let next = match carry[i].take() {
+                        Some(b) => Some(Ok(b)),
+                        None => source.next_batch(),
+                    };
+                    let emitted = match next {
+                        None => {
+                            live[i] = false;
+                            runtime.end_input(&names[i])?
+                        }
+                        Some(batch) => {
+                            let batch = batch?;
+                            rows_in += batch.num_rows() as u64;
+                            positions[i].rows += batch.num_rows() as u64;
+                            positions[i].batches += 1;
+                            runtime.push(&names[i], &batch)?
+                        }
+                    };
+                    route(emitted, &mut steps, &mut outputs)?;
+                    fault_point("batch");
+                    if let Some(c) = ckpt.as_mut() {
+                        c.batches_since += 1;
+                        if c.due() {
+                            c.commit(
+                                &flow_name,
+                                &mut runtime,
+                                &names,
+                                &positions,
+                                &mut outputs,
+                                &planned,
+                                &steps,
+                                false,
+                            )?;
+                        }
+                    }
+                }
+                if last_report.elapsed() >= every {
+                    last_report = Instant::now();
+                    progress(&Progress {
+                        rows_in,
+                        elapsed: started.elapsed(),
+                        late: steps.iter().map(|s| s.rows[1]).sum(),
+                        windows_closed: steps.iter().map(|s| s.rows[2]).sum(),
+                        open_windows: runtime.open_windows(),
+                    });
+                }
+            }
+            route(runtime.finish()?, &mut steps, &mut outputs)?;
+            if let Some(c) = ckpt.as_mut() {
+                c.commit(&flow_name, &mut runtime, &names, &positions, &mut outputs, &planned, &steps, true)?;
             }
         }
-        route(runtime.finish()?, &mut steps)?;
         // Finish every sink even if one fails, so one bad output does not leave the others'
         // files unfinished; then report the first failure.
         let mut summaries = Vec::with_capacity(outputs.len());
         let mut failed = None;
-        for (planned, out) in self.outputs.iter().zip(outputs.iter_mut()) {
-            match out.sink.finish() {
+        for (planned, out) in planned.iter().zip(outputs.iter_mut()) {
+            let finished = match &mut out.sink {
+                OutputSink::Plain(s) => s.finish(),
+                OutputSink::Parts(p) => Ok(p.summary()),
+            };
+            match finished {
                 Ok(summary) => summaries.push((planned.name.clone(), summary)),
                 Err(e) => {
                     failed.get_or_insert(e);
@@ -250,6 +590,7 @@ impl BuiltPipeline {
             steps,
             outputs: summaries,
             memory: handles.into_iter().map(|(n, h)| (n, h.batches())).collect(),
+            checkpoints: ckpt.map(|c| c.stats),
         })
     }
 }
