@@ -535,19 +535,13 @@ impl BuiltPipeline {
                     fault_point("batch");
                     if let Some(c) = ckpt.as_mut() {
                         c.batches_since += 1;
-                        if c.due() {
-                            c.commit(
-                                &flow_name,
-                                &mut runtime,
-                                &names,
-                                &positions,
-                                &mut outputs,
-                                &planned,
-                                &steps,
-                                false,
-                            )?;
-                        }
                     }
+                }
+                // Checkpoints fall between rounds (one batch of every input), never inside
+                // one: a resume starts a round with the first input, so the inputs interleave
+                // as they would have without the interruption.
+                if let Some(c) = ckpt.as_mut().filter(|c| c.due()) {
+                    c.commit(&flow_name, &mut runtime, &names, &positions, &mut outputs, &planned, &steps, false)?;
                 }
                 if last_report.elapsed() >= every {
                     last_report = Instant::now();
