@@ -148,17 +148,29 @@ impl CheckpointStore {
     }
 
     /// The newest checkpoint that reads back whole, or `None` for a fresh start. Damaged
-    /// ones are reported through `warn` and skipped.
+    /// ones are reported through `warn` and set aside as `damaged-ckpt-N` (kept for a look,
+    /// out of the way of the checkpoint that will be written under their number).
     ///
     /// # Errors
-    /// A state directory that cannot be listed.
+    /// A state directory that cannot be listed, or a damaged checkpoint that cannot be moved.
     pub fn latest(&self, mut warn: impl FnMut(String)) -> Result<Option<Loaded>> {
         let found = self.committed()?;
         for n in &found {
             let path = self.dir.join(ckpt_name(*n));
             match read_checkpoint(&path) {
                 Ok(loaded) => return Ok(Some(loaded)),
-                Err(e) => warn(format!("checkpoint {} is damaged and was skipped: {e}", path.display())),
+                Err(e) => {
+                    let aside = self.dir.join(format!("damaged-{}", ckpt_name(*n)));
+                    if aside.exists() {
+                        fs::remove_dir_all(&aside).map_err(|e| io_err("cannot remove", &aside, e))?;
+                    }
+                    fs::rename(&path, &aside).map_err(|e| io_err("cannot set aside damaged checkpoint", &path, e))?;
+                    warn(format!(
+                        "checkpoint {} is damaged ({e}); skipped, and moved to {}",
+                        path.display(),
+                        aside.display()
+                    ));
+                }
             }
         }
         if !found.is_empty() {
