@@ -14,8 +14,11 @@
 //! previous one is used (the last two are kept). A checkpoint written by a different pipeline
 //! definition is refused, naming the step and both definitions.
 
+mod session;
 mod store;
 
+pub use session::CheckpointStats;
+pub(crate) use session::Checkpointer;
 pub use store::{CheckpointStore, InputPosition, Loaded, Manifest, OutputCommit, StepEntry};
 
 use std::sync::OnceLock;

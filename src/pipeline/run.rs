@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use crate::checkpoint::{
-    CheckpointConfig, CheckpointStore, InputPosition, Manifest, OutputCommit, StepEntry, fault_point,
-};
+use crate::checkpoint::{CheckpointConfig, CheckpointStats, Checkpointer, InputPosition, fault_point};
 use crate::error::{Result, WindrowError};
 use crate::flow::{Dataflow, FlowRuntime, Port, StepOutput};
 use crate::sink::{MemoryHandle, MemorySink, PartSink, RollPolicy, Sink, SinkSummary, TableSink, open_sink};
@@ -153,167 +151,11 @@ impl OutputSink {
 }
 
 struct OpenOutput {
+    /// `<step>.<port>`.
+    name: String,
     step: String,
     port: Port,
     sink: OutputSink,
-}
-
-/// What checkpointing cost over a run (spec §9: bounded by state size, not input size).
-#[derive(Clone, Debug, Default)]
-pub struct CheckpointStats {
-    /// The checkpoint the run resumed from, if any.
-    pub resumed_from: Option<u64>,
-    /// Checkpoints committed by this run.
-    pub committed: u64,
-    /// Bytes of state in the last checkpoint.
-    pub last_bytes: u64,
-    /// Largest state of any checkpoint of this run, in bytes.
-    pub max_bytes: u64,
-    /// Time spent checkpointing (snapshot, write, sync, publish).
-    pub total_time: Duration,
-    /// Longest single checkpoint.
-    pub max_time: Duration,
-}
-
-/// The checkpointing side of a run.
-struct Checkpointing {
-    config: CheckpointConfig,
-    store: CheckpointStore,
-    next: u64,
-    definitions: Vec<(String, String)>,
-    last: Instant,
-    batches_since: u64,
-    stats: CheckpointStats,
-}
-
-/// Where each input is.
-#[derive(Clone)]
-struct Position {
-    rows: u64,
-    batches: u64,
-}
-
-impl Checkpointing {
-    fn due(&self) -> bool {
-        self.config.every_batches.is_some_and(|n| self.batches_since >= n)
-            || self.last.elapsed() >= self.config.interval
-    }
-
-    /// Stages the outputs, writes and commits the checkpoint, publishes the outputs.
-    #[allow(clippy::too_many_arguments)]
-    fn commit(
-        &mut self,
-        flow: &str,
-        runtime: &mut FlowRuntime,
-        names: &[String],
-        positions: &[Position],
-        outputs: &mut [OpenOutput],
-        planned: &[PlannedOutput],
-        steps: &[StepSummary],
-        finished: bool,
-    ) -> Result<()> {
-        let started = Instant::now();
-        let mut commits = Vec::new();
-        for (out, plan) in outputs.iter_mut().zip(planned) {
-            if let OutputSink::Parts(p) = &mut out.sink {
-                let parts = p.prepare_commit(finished)?;
-                commits.push(OutputCommit {
-                    name: plan.name.clone(),
-                    path: p.summary().target,
-                    parts,
-                    rows: p.summary().rows,
-                });
-            }
-        }
-        let states = runtime.snapshot()?;
-        let manifest = Manifest {
-            format: 0,
-            windrow: String::new(),
-            flow: flow.to_string(),
-            number: self.next,
-            finished,
-            inputs: names
-                .iter()
-                .zip(positions)
-                .zip(runtime.ended())
-                .map(|((n, p), e)| InputPosition { name: n.clone(), rows: p.rows, batches: p.batches, ended: *e })
-                .collect(),
-            outputs: commits.clone(),
-            steps: self
-                .definitions
-                .iter()
-                .map(|(id, d)| StepEntry {
-                    id: id.clone(),
-                    definition: d.clone(),
-                    scalars: Default::default(),
-                    tables: Vec::new(),
-                })
-                .collect(),
-            step_rows: steps.iter().map(|s| (s.id.clone(), s.rows)).collect(),
-        };
-        let (_, bytes) = self.store.commit(manifest, &states)?;
-        fault_point("checkpoint-commit");
-        let mut i = 0;
-        for out in outputs.iter_mut() {
-            if let OutputSink::Parts(p) = &mut out.sink {
-                p.publish(commits[i].parts)?;
-                fault_point("publish");
-                i += 1;
-            }
-        }
-        self.next += 1;
-        self.batches_since = 0;
-        self.last = Instant::now();
-        let took = started.elapsed();
-        let st = &mut self.stats;
-        st.committed += 1;
-        st.last_bytes = bytes;
-        st.max_bytes = st.max_bytes.max(bytes);
-        st.total_time += took;
-        st.max_time = st.max_time.max(took);
-        Ok(())
-    }
-}
-
-/// Compares a checkpoint's steps, inputs and outputs with the pipeline being resumed.
-fn check_same_pipeline(
-    dir: &std::path::Path,
-    manifest: &Manifest,
-    definitions: &[(String, String)],
-    inputs: &[String],
-    file_outputs: &[(String, String)],
-) -> Result<()> {
-    let refuse = |what: String| {
-        Err(WindrowError::Config(format!(
-            "the checkpoint in {} was written by a different pipeline: {what}. Resume with the pipeline that \
-             wrote it, or use a new --state-dir (or delete this one) to start over",
-            dir.display()
-        )))
-    };
-    if manifest.steps.len() != definitions.len() {
-        return refuse(format!("it has {} steps, this pipeline has {}", manifest.steps.len(), definitions.len()));
-    }
-    for (saved, (id, def)) in manifest.steps.iter().zip(definitions) {
-        if saved.id != *id {
-            return refuse(format!("step \"{}\" is now \"{id}\"", saved.id));
-        }
-        if saved.definition != *def {
-            return refuse(format!("step \"{id}\" changed\n  checkpoint: {}\n  now:        {def}", saved.definition));
-        }
-    }
-    let saved_inputs: Vec<&str> = manifest.inputs.iter().map(|i| i.name.as_str()).collect();
-    if saved_inputs != inputs.iter().map(String::as_str).collect::<Vec<_>>() {
-        return refuse(format!("its inputs are {saved_inputs:?}, this pipeline's are {inputs:?}"));
-    }
-    let saved_outputs: Vec<(String, String)> =
-        manifest.outputs.iter().map(|o| (o.name.clone(), o.path.clone())).collect();
-    if saved_outputs != file_outputs {
-        return refuse(format!(
-            "its file outputs are {saved_outputs:?}, this pipeline's are {file_outputs:?} (an output added later \
-             would miss the windows emitted before)"
-        ));
-    }
-    Ok(())
 }
 
 /// Skips the first `rows` rows of `source` (a resume); returns the rest of a batch cut in the
@@ -383,7 +225,6 @@ impl BuiltPipeline {
     ) -> Result<RunSummary> {
         let started = Instant::now();
         let BuiltPipeline { flow, outputs: planned, coalesce_rows, checkpoint } = self;
-        let flow_name = flow.name().to_string();
         let (mut runtime, mut sources) = flow.into_runtime();
         let names: Vec<String> = runtime.inputs().map(|(n, _)| n.to_string()).collect();
         if let Some(i) = sources.iter().position(Option::is_none) {
@@ -400,7 +241,8 @@ impl BuiltPipeline {
                 steps.push(StepSummary { id: id.clone(), rows: [0; 4] });
             }
         }
-        let mut positions = vec![Position { rows: 0, batches: 0 }; names.len()];
+        let mut positions: Vec<InputPosition> =
+            names.iter().map(|n| InputPosition { name: n.clone(), rows: 0, batches: 0, ended: false }).collect();
         let mut committed_parts: Vec<usize> = vec![0; planned.len()];
         let mut already_finished = false;
 
@@ -408,9 +250,6 @@ impl BuiltPipeline {
         let mut ckpt = match checkpoint {
             None => None,
             Some(config) => {
-                runtime.checkpoint_support()?;
-                let store = CheckpointStore::open(&config.dir)?;
-                let definitions = runtime.definitions();
                 let file_outputs: Vec<(String, String)> = planned
                     .iter()
                     .filter_map(|p| match &p.target {
@@ -418,38 +257,21 @@ impl BuiltPipeline {
                         _ => None,
                     })
                     .collect();
-                let mut c = Checkpointing {
-                    next: 0,
-                    definitions,
-                    last: Instant::now(),
-                    batches_since: 0,
-                    stats: CheckpointStats::default(),
-                    store,
-                    config,
-                };
-                if let Some(loaded) = c.store.latest(|w| warn(&w))? {
-                    let m = &loaded.manifest;
-                    check_same_pipeline(&loaded.path, m, &c.definitions, &names, &file_outputs)?;
-                    let ended: Vec<bool> = m.inputs.iter().map(|i| i.ended).collect();
-                    runtime.restore(loaded.steps, &ended)?;
-                    for (p, saved) in positions.iter_mut().zip(&m.inputs) {
-                        *p = Position { rows: saved.rows, batches: saved.batches };
-                    }
-                    let mut file_i = 0;
+                let (c, resumed) = Checkpointer::open(config, &mut runtime, &file_outputs, &mut warn)?;
+                if let Some(r) = resumed {
+                    positions = r.inputs;
+                    let mut saved = r.outputs.iter();
                     for (parts, plan) in committed_parts.iter_mut().zip(&planned) {
                         if matches!(plan.target, OutputTarget::File { .. }) {
-                            *parts = m.outputs[file_i].parts;
-                            file_i += 1;
+                            *parts = saved.next().map_or(0, |o| o.parts);
                         }
                     }
-                    for (s, (id, rows)) in steps.iter_mut().zip(&m.step_rows) {
+                    for (s, (id, rows)) in steps.iter_mut().zip(&r.step_rows) {
                         if s.id == *id {
                             s.rows = *rows;
                         }
                     }
-                    already_finished = m.finished;
-                    c.next = m.number + 1;
-                    c.stats.resumed_from = Some(m.number);
+                    already_finished = r.finished;
                 }
                 Some(c)
             }
@@ -477,7 +299,12 @@ impl BuiltPipeline {
                     OutputSink::Plain(sink)
                 }
             };
-            outputs.push(OpenOutput { step: planned.step.clone(), port: planned.port, sink });
+            outputs.push(OpenOutput {
+                name: planned.name.clone(),
+                step: planned.step.clone(),
+                port: planned.port,
+                sink,
+            });
         }
 
         let route =
@@ -534,14 +361,14 @@ impl BuiltPipeline {
                     route(emitted, &mut steps, &mut outputs)?;
                     fault_point("batch");
                     if let Some(c) = ckpt.as_mut() {
-                        c.batches_since += 1;
+                        c.count_batch();
                     }
                 }
                 // Checkpoints fall between rounds (one batch of every input), never inside
                 // one: a resume starts a round with the first input, so the inputs interleave
                 // as they would have without the interruption.
                 if let Some(c) = ckpt.as_mut().filter(|c| c.due()) {
-                    c.commit(&flow_name, &mut runtime, &names, &positions, &mut outputs, &planned, &steps, false)?;
+                    commit(c, &mut runtime, &positions, &mut outputs, &steps, false)?;
                 }
                 if last_report.elapsed() >= every {
                     last_report = Instant::now();
@@ -556,7 +383,7 @@ impl BuiltPipeline {
             }
             route(runtime.finish()?, &mut steps, &mut outputs)?;
             if let Some(c) = ckpt.as_mut() {
-                c.commit(&flow_name, &mut runtime, &names, &positions, &mut outputs, &planned, &steps, true)?;
+                commit(c, &mut runtime, &positions, &mut outputs, &steps, true)?;
             }
         }
         // Finish every sink even if one fails, so one bad output does not leave the others'
@@ -587,4 +414,25 @@ impl BuiltPipeline {
             checkpoints: ckpt.map(|c| c.stats),
         })
     }
+}
+
+/// Commits a checkpoint of a `windrow run`: the inputs' positions and ended flags, the part
+/// files of its file outputs, its row counts.
+fn commit(
+    c: &mut Checkpointer,
+    runtime: &mut FlowRuntime,
+    positions: &[InputPosition],
+    outputs: &mut [OpenOutput],
+    steps: &[StepSummary],
+    finished: bool,
+) -> Result<()> {
+    let inputs = positions.iter().zip(runtime.ended()).map(|(p, e)| InputPosition { ended: *e, ..p.clone() }).collect();
+    let mut parts: Vec<(&str, &mut PartSink)> = outputs
+        .iter_mut()
+        .filter_map(|o| match &mut o.sink {
+            OutputSink::Parts(p) => Some((o.name.as_str(), p.as_mut())),
+            OutputSink::Plain(_) => None,
+        })
+        .collect();
+    c.commit(runtime, inputs, &mut parts, steps.iter().map(|s| (s.id.clone(), s.rows)).collect(), finished)
 }
