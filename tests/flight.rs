@@ -295,6 +295,8 @@ async fn list_flights_get_flight_info_and_get_schema_describe_inputs_and_outputs
             assert_eq!(tickets, [name.as_bytes()]);
         } else {
             assert!(tickets.is_empty(), "inputs cannot be read: {name}");
+            // Nothing put yet (and no checkpoints): the next batch is number 0.
+            assert_eq!(info.app_metadata, "input; next batch 0", "{name}");
         }
         assert_eq!(&info.clone().try_decode_schema().unwrap(), schema.as_ref(), "{name}");
         let one = client.get_flight_info(desc.clone()).await.unwrap();

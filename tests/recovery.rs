@@ -502,3 +502,179 @@ fn a_changed_pipeline_is_refused_and_the_state_is_kept() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same(case, "after refusals", &outputs(case, &dir), &want);
 }
+
+/// Kills a server the test left running (a failed assertion).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+/// `windrow serve --state-dir`: killed with SIGKILL while a producer puts batches, restarted,
+/// asked where to go on (`GetFlightInfo` on the input: `next batch N; checkpointed M`),
+/// crashed again by a fault while publishing, restarted, fed the rest and shut down. The
+/// file output then holds exactly the windows of `windrow run` over the same rows.
+///
+/// Live time: the watermark moves with the wall clock (and the downtime), so the wait (2 min)
+/// is far above the rows' disorder (20 s) and the test's own duration: no row is late in any
+/// of the runs, and the windows' contents do not depend on timing. Rows are compared sorted
+/// (which batch closes a window depends on timing; what it holds does not).
+#[test]
+fn serve_resumes_after_crashes_and_the_producer_resends_from_the_checkpoint() {
+    use arrow_flight::encode::FlightDataEncoderBuilder;
+    use arrow_flight::{FlightClient, FlightDescriptor};
+    use futures::TryStreamExt;
+
+    let data = data(120_000);
+    let step = r#"
+[[step]]
+id = "w"
+input = "events"
+key = ["key"]
+time = "ts"
+wait = "2m"
+window = { kind = "tumbling", length = "30s" }
+aggregates = ["count", "sum:value"]
+
+[[output]]
+from = "w.down"
+path = "out/down.parquet"
+
+[[output]]
+from = "w.late"
+path = "out/late.parquet"
+"#;
+    let dir = scratch().join("serve");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = format!("[[input]]\nname = \"events\"\npath = \"{}\"\nbatch_size = 2000\n", data.display());
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+    std::fs::write(dir.join("run/pipeline.toml"), format!("name = \"served\"\n{input}{step}")).unwrap();
+    let out = run_cmd(&dir.join("run"), false).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut want = output_rows(&dir.join("run/out/down.parquet"));
+    want.sort();
+    assert!(!want.is_empty());
+
+    let pushed = format!("[[input]]\nname = \"events\"\nkind = \"pushed\"\nschema_from = \"{}\"\n", data.display());
+    std::fs::create_dir_all(dir.join("serve")).unwrap();
+    std::fs::write(dir.join("serve/pipeline.toml"), format!("name = \"served\"\n{pushed}{step}")).unwrap();
+    let mut batches = Vec::new();
+    read_parquet(&data, &mut batches);
+    let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    // Compact copies: the Flight encoder sizes a slice by its whole buffers and would split
+    // each into several messages (several acknowledgements).
+    let batches: Vec<RecordBatch> = (0..all.num_rows())
+        .step_by(2000)
+        .map(|o| {
+            let rows = arrow::array::UInt32Array::from_iter_values(o as u32..o as u32 + 2000);
+            arrow::compute::take_record_batch(&all, &rows).unwrap()
+        })
+        .collect();
+    assert_eq!(batches.len(), 60);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Starts the server; returns it and its address.
+    let start = |fault: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir.join("serve"))
+            .args(["serve", "pipeline.toml", "--listen", "127.0.0.1:0", "--log-every", "1h"])
+            .args(["--state-dir", "state", "--checkpoint-batches", "4", "--checkpoint-interval", "1h"])
+            .stderr(std::process::Stdio::piped())
+            .env_remove("WINDROW_FAULT");
+        if let Some(f) = fault {
+            cmd.env("WINDROW_FAULT", f);
+        }
+        let mut child = Server(cmd.spawn().unwrap());
+        let err = child.0.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut log = Vec::new();
+        let addr = loop {
+            let line =
+                rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no listening line: {log:?}"));
+            log.push(line.clone());
+            if let Some((_, addr)) = line.split_once("listening on grpc://") {
+                break addr.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        (child, format!("http://{addr}"), rx, log)
+    };
+    let connect = |url: String| async move {
+        FlightClient::new(tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap())
+    };
+    // Where the restarted server says to go on: (next, checkpointed).
+    let cursor = |url: String| {
+        rt.block_on(async {
+            let mut client = connect(url).await;
+            let info = client.get_flight_info(FlightDescriptor::new_path(vec!["events".into()])).await.unwrap();
+            let meta = String::from_utf8(info.app_metadata.to_vec()).unwrap();
+            let num = |label: &str| -> u64 {
+                let at = meta.find(label).unwrap_or_else(|| panic!("{label} in {meta:?}")) + label.len();
+                meta[at..].split(';').next().unwrap().trim().parse().unwrap()
+            };
+            (num("next batch"), num("checkpointed"))
+        })
+    };
+    // Puts batches `from..to`; returns the acknowledged sequence numbers (the stream may fail
+    // when the server dies).
+    let put = |url: String, from: usize, to: usize| -> Vec<u64> {
+        rt.block_on(async {
+            let mut client = connect(url).await;
+            let owned: Vec<Result<RecordBatch, arrow_flight::error::FlightError>> =
+                batches[from..to].iter().map(|b| Ok(b.clone())).collect();
+            let data = FlightDataEncoderBuilder::new()
+                .with_flight_descriptor(Some(FlightDescriptor::new_path(vec!["events".into()])))
+                .build(futures::stream::iter(owned));
+            let mut acks = Vec::new();
+            if let Ok(mut stream) = client.do_put(data).await {
+                while let Ok(Some(ack)) = stream.try_next().await {
+                    acks.push(String::from_utf8(ack.app_metadata.to_vec()).unwrap().parse().unwrap());
+                }
+            }
+            acks
+        })
+    };
+
+    // 1: 26 batches acknowledged, then SIGKILL.
+    let (mut server, url, _, _) = start(None);
+    assert_eq!(cursor(url.clone()), (0, 0));
+    let acks = put(url, 0, 26);
+    assert_eq!(acks, (0..26).collect::<Vec<u64>>());
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+
+    // 2: resumes at the last checkpoint (every 4 batches: 24); the producer re-sends from
+    // there; a fault aborts the server at its third publish.
+    let (mut server, url, _, log) = start(Some("publish:3"));
+    assert!(log.iter().any(|l| l.contains("resumed from checkpoint")), "{log:?}");
+    assert_eq!(cursor(url.clone()), (24, 24));
+    let acks = put(url, 24, 60);
+    assert_eq!(acks.first(), Some(&24), "numbering goes on from the checkpoint");
+    assert!(acks.len() < 36, "the fault did not stop the server");
+    assert!(!server.0.wait().unwrap().success());
+
+    // 3: resumes again, takes the rest, shuts down on SIGTERM.
+    let (mut server, url, rx, mut log) = start(None);
+    let (next, checkpointed) = cursor(url.clone());
+    assert_eq!(next, checkpointed);
+    assert!(next > 24 && next % 4 == 0, "resumed at batch {next}");
+    let acks = put(url, next as usize, 60);
+    assert_eq!(acks, (next..60).collect::<Vec<u64>>());
+    assert!(Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap().success());
+    let status = server.0.wait().unwrap();
+    log.extend(rx.try_iter());
+    assert!(status.success(), "{log:#?}");
+
+    let mut got = output_rows(&dir.join("serve/out/down.parquet"));
+    got.sort();
+    assert_eq!(got.len(), want.len(), "windows: served vs windrow run");
+    assert!(got == want, "the served windows differ from windrow run's");
+    assert!(output_rows(&dir.join("serve/out/late.parquet")).is_empty(), "rows were late: timing leaked in");
+}

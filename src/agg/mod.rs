@@ -9,8 +9,8 @@
 //! slots       [ 4  1  4  7]  ──▶   count[1] += 1; count[4] += 2; count[7] += 1
 //! ```
 //!
-//! Aggregators that return input rows (collect, max/min, first/last) keep [`RowRef`]s into a
-//! [`BatchStore`] of retained input batches and gather the rows with one `interleave` at
+//! Aggregators that return input rows (collect, max/min, first/last) keep `RowRef`s into a
+//! `BatchStore` of retained input batches and gather the rows with one `interleave` at
 //! close.
 
 mod builtin;

@@ -129,6 +129,9 @@ struct ServeArgs {
     /// Progress lines on stderr every this often ("0s": none).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     log_every: TimeDelta,
+
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
 }
 
 /// The options of `windrow sql`.
@@ -357,6 +360,13 @@ struct RunArgs {
     #[arg(long, conflicts_with = "pipeline")]
     output_late: bool,
 
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
+}
+
+/// `--state-dir` and its companions (`windrow run` and `windrow serve`).
+#[derive(Args, Debug)]
+struct CheckpointArgs {
     /// Checkpoint all operator state into DIR, and resume from it: after a crash, run the
     /// same command again and the file outputs end up exactly as an uninterrupted run writes
     /// them (no window missing or twice). File outputs then become directories of part
@@ -371,6 +381,19 @@ struct RunArgs {
     /// Also checkpoint after every N input batches (with --state-dir).
     #[arg(long, value_name = "N", value_parser = parse_positive, requires = "state_dir")]
     checkpoint_batches: Option<usize>,
+}
+
+impl CheckpointArgs {
+    /// The checkpoint configuration, if `--state-dir` was given (announced on stderr).
+    fn config(&self, who: &str) -> Option<windrow::checkpoint::CheckpointConfig> {
+        let dir = self.state_dir.as_ref()?;
+        let mut config = windrow::checkpoint::CheckpointConfig::new(dir);
+        config.interval = self.checkpoint_interval;
+        config.every_batches = self.checkpoint_batches.map(|n| n as u64);
+        let batches = self.checkpoint_batches.map_or(String::new(), |n| format!(" or {n} input batches"));
+        eprintln!("{who}: checkpoints in {} every {:?}{batches}", dir.display(), config.interval);
+        Some(config)
+    }
 }
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
@@ -647,11 +670,7 @@ fn run(args: RunArgs) -> Result<(), String> {
     }
     let mut built = pipeline.build(RunMode::Replay).map_err(|e| e.to_string())?;
     eprintln!("windrow: {describe}");
-    if let Some(dir) = &args.state_dir {
-        let mut config = windrow::checkpoint::CheckpointConfig::new(dir);
-        config.interval = args.checkpoint_interval;
-        config.every_batches = args.checkpoint_batches.map(|n| n as u64);
-        eprintln!("windrow: checkpoints in {} every {:?}", dir.display(), config.interval);
+    if let Some(config) = args.checkpoints.config("windrow") {
         built = built.with_checkpoints(config);
     }
     let summary = built
@@ -843,7 +862,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(dir) = &args.out_dir {
         pipeline = pipeline.with_output_dir(dir);
     }
-    let built = pipeline.build(RunMode::Live).map_err(|e| e.to_string())?;
+    let mut built = pipeline.build(RunMode::Live).map_err(|e| e.to_string())?;
+    if let Some(config) = args.checkpoints.config("windrow serve") {
+        built = built.with_checkpoints(config);
+    }
     let std_duration = |d: TimeDelta| d.to_std().map_err(|_| format!("{} must not be negative", show_duration(d)));
     let timer = std_duration(args.timer)?;
     if timer.is_zero() {

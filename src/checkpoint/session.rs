@@ -91,6 +91,11 @@ impl Checkpointer {
         Ok((c, Some(Resumed { inputs: m.inputs, outputs: m.outputs, step_rows: m.step_rows, finished: m.finished })))
     }
 
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
     /// Counts one input batch applied since the last commit.
     pub fn count_batch(&mut self) {
         self.batches_since += 1;

@@ -16,8 +16,10 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::oneshot;
 
 use super::retention::OutputLog;
+use crate::checkpoint::{Checkpointer, InputPosition, fault_point};
 use crate::error::{Result, WindrowError};
 use crate::flow::{FlowRuntime, Port, StepOutput};
+use crate::sink::{PartSink, Sink, SinkSummary};
 
 /// What the driver is asked to do.
 pub(crate) enum Command {
@@ -38,6 +40,58 @@ pub struct Summary {
     pub rows_in: u64,
     /// Rows published per output name (`<step>.<port>`), outputs with no rows included.
     pub rows_out: std::collections::BTreeMap<String, u64>,
+    /// With checkpoints (`windrow serve --state-dir`): the file outputs, written by the
+    /// driver itself as part directories published at each checkpoint. Empty otherwise (the
+    /// file outputs are then written by readers of the server's own streams).
+    pub files: Vec<SinkSummary>,
+}
+
+/// Checkpointing of a served pipeline: the driver commits a checkpoint between commands when
+/// one is due, and at shutdown.
+pub(crate) struct DriverCheckpoint {
+    pub(crate) checkpointer: Checkpointer,
+    /// The file outputs by name, in the checkpoint's order.
+    pub(crate) parts: Vec<(String, PartSink)>,
+    /// Per input, in input order: where the restored state left it.
+    pub(crate) positions: Vec<InputPosition>,
+}
+
+/// Each input's next batch number and the batches the last checkpoint covers, for
+/// `GetFlightInfo` (a producer resumes after a restart from the checkpointed number).
+#[derive(Default)]
+pub(crate) struct InputCursors {
+    pub(crate) cursors: HashMap<String, (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
+    pub(crate) checkpointing: bool,
+}
+
+impl InputCursors {
+    pub(crate) fn new(inputs: &[String], checkpoint: Option<&DriverCheckpoint>) -> Self {
+        use std::sync::atomic::AtomicU64;
+        let at =
+            |name: &str| checkpoint.and_then(|c| c.positions.iter().find(|p| p.name == name)).map_or(0, |p| p.batches);
+        InputCursors {
+            cursors: inputs.iter().map(|n| (n.clone(), (AtomicU64::new(at(n)), AtomicU64::new(at(n))))).collect(),
+            checkpointing: checkpoint.is_some(),
+        }
+    }
+
+    /// `(next batch, batches checkpointed)` of `input`.
+    pub(crate) fn get(&self, input: &str) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        self.cursors.get(input).map_or((0, 0), |(n, c)| (n.load(Ordering::SeqCst), c.load(Ordering::SeqCst)))
+    }
+
+    fn set(&self, input: &str, next: Option<u64>, checkpointed: Option<u64>) {
+        use std::sync::atomic::Ordering;
+        if let Some((n, c)) = self.cursors.get(input) {
+            if let Some(v) = next {
+                n.store(v, Ordering::SeqCst);
+            }
+            if let Some(v) = checkpointed {
+                c.store(v, Ordering::SeqCst);
+            }
+        }
+    }
 }
 
 /// Closes every log when the driver thread ends, however it ends (also on a panic), so
@@ -55,6 +109,8 @@ pub(crate) struct Driver {
     pub(crate) logs: HashMap<String, Arc<OutputLog>>,
     pub(crate) timer_interval: Duration,
     pub(crate) log_interval: Option<Duration>,
+    pub(crate) checkpoint: Option<DriverCheckpoint>,
+    pub(crate) cursors: Arc<InputCursors>,
 }
 
 struct State {
@@ -64,6 +120,12 @@ struct State {
     summary: Summary,
     /// Counters at the last progress line.
     reported: (u64, u64, u64),
+    checkpoint: Option<DriverCheckpoint>,
+    cursors: Arc<InputCursors>,
+    /// Set when a file output or a checkpoint failed: from then on nothing is taken and no
+    /// checkpoint is committed, so a restart resumes from the last good checkpoint and the
+    /// files lose nothing.
+    broken: Option<String>,
 }
 
 impl State {
@@ -79,19 +141,50 @@ impl State {
                     if let Some(log) = self.logs.get(&name) {
                         log.append(batch.clone());
                     }
+                    let parts = self.checkpoint.as_mut().map_or(&mut [][..], |c| &mut c.parts[..]);
+                    for (_, sink) in parts.iter_mut().filter(|(n, _)| *n == name) {
+                        if let Err(e) = sink.write(batch)
+                            && self.broken.is_none()
+                        {
+                            self.broken = Some(format!("output \"{name}\" could not be written: {e}"));
+                        }
+                    }
                 }
             }
+        }
+        if let Some(why) = &self.broken {
+            eprintln!("windrow serve: {why}; taking no more batches and committing no more checkpoints");
+        }
+    }
+
+    fn refuse_if_broken(&self) -> Result<()> {
+        match &self.broken {
+            Some(why) => Err(WindrowError::Data(format!(
+                "the server stopped taking batches: {why}. Restart it: it resumes from its last checkpoint"
+            ))),
+            None => Ok(()),
         }
     }
 
     fn push(&mut self, input: &str, batch: &RecordBatch) -> Result<u64> {
+        self.refuse_if_broken()?;
         let outputs = self.runtime.push(input, batch)?;
         self.publish(outputs);
+        self.refuse_if_broken()?;
         let seq = self.seq.entry(input.to_string()).or_default();
         let this = *seq;
         *seq += 1;
+        self.cursors.set(input, Some(*seq), None);
         self.summary.batches_in += 1;
         self.summary.rows_in += batch.num_rows() as u64;
+        if let Some(c) = self.checkpoint.as_mut() {
+            c.checkpointer.count_batch();
+            if let Some(p) = c.positions.iter_mut().find(|p| p.name == input) {
+                p.rows += batch.num_rows() as u64;
+                p.batches += 1;
+            }
+        }
+        fault_point("batch");
         Ok(this)
     }
 
@@ -102,9 +195,46 @@ impl State {
         }
     }
 
+    /// Commits a checkpoint if one is due (or `finished`); a failure stops the server from
+    /// taking more batches.
+    fn checkpoint(&mut self, finished: bool) {
+        let Some(c) = self.checkpoint.as_mut() else { return };
+        if self.broken.is_some() || !(finished || c.checkpointer.due()) {
+            return;
+        }
+        let ended = self.runtime.ended();
+        let inputs = c.positions.iter().zip(ended).map(|(p, e)| InputPosition { ended: *e, ..p.clone() }).collect();
+        let mut parts: Vec<(&str, &mut PartSink)> = c.parts.iter_mut().map(|(n, p)| (n.as_str(), p)).collect();
+        match c.checkpointer.commit(&mut self.runtime, inputs, &mut parts, Vec::new(), finished) {
+            Ok(()) => {
+                for p in &c.positions {
+                    self.cursors.set(&p.name, None, Some(p.batches));
+                }
+            }
+            Err(e) => {
+                let why = format!("checkpoint failed: {e}");
+                eprintln!("windrow serve: {why}; taking no more batches");
+                self.broken = Some(why);
+            }
+        }
+    }
+
     fn finish(&mut self) -> Result<Summary> {
+        self.refuse_if_broken()?;
         let outputs = self.runtime.finish()?;
         self.publish(outputs);
+        self.checkpoint(true);
+        self.refuse_if_broken()?;
+        if let Some(c) = &self.checkpoint {
+            self.summary.files = c.parts.iter().map(|(_, p)| p.summary()).collect();
+            let st = &c.checkpointer.stats;
+            eprintln!(
+                "windrow serve: {} checkpoint(s) committed, last {} bytes of state, {:.3} s in all",
+                st.committed,
+                st.last_bytes,
+                st.total_time.as_secs_f64()
+            );
+        }
         Ok(self.summary.clone())
     }
 
@@ -136,15 +266,22 @@ impl Driver {
     /// Runs until a `Finish` command or until every sender is gone (then it finishes too, so
     /// open windows still reach the logs).
     pub(crate) fn run(self, commands: Receiver<Command>) {
-        let Driver { runtime, logs, timer_interval, log_interval } = self;
+        let Driver { runtime, logs, timer_interval, log_interval, checkpoint, cursors } = self;
         let _close = CloseOnDrop(logs.values().cloned().collect());
         let rows_out = logs.keys().map(|n| (n.clone(), 0)).collect();
+        // Batch numbers go on from where the restored checkpoint left each input.
+        let seq = checkpoint
+            .as_ref()
+            .map_or_else(HashMap::new, |c| c.positions.iter().map(|p| (p.name.clone(), p.batches)).collect());
         let mut st = State {
             runtime,
             logs,
-            seq: HashMap::new(),
+            seq,
             summary: Summary { rows_out, ..Summary::default() },
             reported: (0, 0, 0),
+            checkpoint,
+            cursors,
+            broken: None,
         };
         let interval = timer_interval.max(Duration::from_millis(1));
         let mut next_timer = Instant::now() + interval;
@@ -161,13 +298,15 @@ impl Driver {
                 st.report();
                 next_report = Some(now + every);
             }
+            st.checkpoint(false);
             let wake = next_report.map_or(next_timer, |r| r.min(next_timer));
             match commands.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(Command::Push { input, batch, reply }) => {
                     let _ = reply.send(st.push(&input, &batch));
                 }
                 Ok(Command::EndInput { input, reply }) => {
-                    let r = st.runtime.end_input(&input).map(|outputs| st.publish(outputs));
+                    let r = st.refuse_if_broken().and_then(|()| st.runtime.end_input(&input));
+                    let r = r.map(|outputs| st.publish(outputs));
                     let _ = reply.send(r);
                 }
                 Ok(Command::Finish { reply }) => {

@@ -9,7 +9,9 @@
 //! - **`ListFlights`** returns one `FlightInfo` per input, then one per output (`<step>.down`,
 //!   `.late`, `.meta`, `.errors` for every step, see [`Port`](crate::flow::Port)), each with a
 //!   path descriptor of one element (the name) and the schema. Inputs have no endpoint and
-//!   `app_metadata` `input`; outputs have one endpoint whose ticket is the name, and
+//!   `app_metadata` `input; next batch N` (the sequence number the next applied batch gets),
+//!   with checkpoints `input; next batch N; checkpointed M` (see *Checkpoints* below);
+//!   outputs have one endpoint whose ticket is the name, and
 //!   `app_metadata` `output; retained batches FIRST..NEXT`. `GetFlightInfo` and `GetSchema`
 //!   answer for one such path descriptor.
 //! - **`DoPut`** with the path descriptor `[input]` appends the stream's batches to that input.
@@ -42,6 +44,19 @@
 //!   [`finish`](FlowRuntime::finish) closes every window, the final batches are published,
 //!   every output stream ends after delivering them, and the server exits once clients are
 //!   drained (at most [`ServeOptions::drain_timeout`]).
+//!
+//! # Checkpoints (`windrow serve --state-dir`, [`serve_pipeline`] with
+//! [`BuiltPipeline::with_checkpoints`](crate::pipeline::BuiltPipeline::with_checkpoints))
+//!
+//! The driver commits a checkpoint between commands when one is due and at shutdown. The
+//! pipeline's file outputs are then written by the driver itself as directories of part
+//! files, published only once the checkpoint covering them is durable (exactly once, as for
+//! `windrow run`). A restarted server resumes from the last checkpoint: each input's batch
+//! numbering goes on from the checkpointed count `M`, which `GetFlightInfo` reports, and the
+//! producer re-sends its batches from number `M` on (acknowledgements count the messages
+//! the server applied: a producer keeps what it sent until a later `checkpointed` covers
+//! it). `DoGet` streams are not part of the guarantee: after a restart they start over with
+//! what the resumed server emits, which can repeat windows a reader saw before the crash.
 //!
 //! # Live time
 //!
@@ -132,7 +147,7 @@ pub use server::{END_INPUT_ACTION, FIRST_SEQ_HEADER};
 
 use crate::error::{Result, WindrowError};
 use crate::flow::FlowRuntime;
-use driver::{Command, Driver};
+use driver::{Command, Driver, DriverCheckpoint, InputCursors};
 use retention::OutputLog;
 use server::{Inner, WindrowFlightService};
 
@@ -206,7 +221,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<Summary> {
     let listener = TcpListener::bind(addr).await.map_err(|e| io_err(format!("cannot listen on {addr}"), e))?;
-    serve_listener(runtime, listener, options, shutdown).await
+    serve_listener(runtime, listener, options, None, shutdown).await
 }
 
 /// [`serve`] on a multi-threaded tokio runtime of its own until Ctrl-C or SIGTERM: the entry
@@ -242,12 +257,7 @@ pub fn serve_pipeline(
     options: ServeOptions,
 ) -> Result<(Summary, Vec<crate::sink::SinkSummary>)> {
     let crate::pipeline::BuiltPipeline { flow, outputs, coalesce_rows, checkpoint } = built;
-    if checkpoint.is_some() {
-        return Err(WindrowError::Config(
-            "windrow serve does not take --state-dir yet: checkpoints cover `windrow run` (file inputs) only".into(),
-        ));
-    }
-    let (runtime, sources) = flow.into_runtime();
+    let (mut runtime, sources) = flow.into_runtime();
     let inputs: Vec<String> = runtime.inputs().map(|(n, _)| n.to_string()).collect();
     if let Some((name, _)) = inputs.iter().zip(&sources).find(|(_, s)| s.is_some()) {
         return Err(WindrowError::Config(format!(
@@ -257,12 +267,77 @@ pub fn serve_pipeline(
     }
     let schemas: HashMap<String, arrow::datatypes::SchemaRef> =
         runtime.outputs().into_iter().map(|(step, port, schema)| (port.output_name(&step), schema)).collect();
+    let schema_of = |name: &str| {
+        schemas
+            .get(name)
+            .cloned()
+            .ok_or_else(|| WindrowError::Internal(format!("output \"{name}\" is not an output of the pipeline")))
+    };
+    // With checkpoints the driver writes the file outputs itself (part files published at
+    // each checkpoint); every other output is written by a reader of the server's stream.
+    let driver_checkpoint = match checkpoint {
+        None => None,
+        Some(config) => {
+            let files: Vec<&crate::pipeline::PlannedOutput> =
+                outputs.iter().filter(|o| matches!(o.target, crate::pipeline::OutputTarget::File { .. })).collect();
+            let named: Vec<(String, String)> = files
+                .iter()
+                .filter_map(|o| match &o.target {
+                    crate::pipeline::OutputTarget::File { path, .. } => {
+                        Some((o.name.clone(), path.display().to_string()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let warn = |w: &str| eprintln!("windrow serve: warning: {w}");
+            let (checkpointer, resumed) = crate::checkpoint::Checkpointer::open(config, &mut runtime, &named, warn)?;
+            let mut positions: Vec<crate::checkpoint::InputPosition> = inputs
+                .iter()
+                .map(|n| crate::checkpoint::InputPosition { name: n.clone(), rows: 0, batches: 0, ended: false })
+                .collect();
+            let mut committed = vec![0; files.len()];
+            if let Some(r) = resumed {
+                if r.finished {
+                    return Err(WindrowError::Config(format!(
+                        "the state directory {} holds a server that was shut down (every window closed); a new \
+                         run needs a new --state-dir",
+                        checkpointer_dir(&checkpointer)
+                    )));
+                }
+                eprintln!(
+                    "windrow serve: resumed from checkpoint {}: {}",
+                    checkpointer.stats.resumed_from.unwrap_or_default(),
+                    r.inputs
+                        .iter()
+                        .map(|i| format!("{} from batch {}", i.name, i.batches))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                positions = r.inputs;
+                committed = r.outputs.iter().map(|o| o.parts).collect();
+            }
+            let mut parts = Vec::with_capacity(files.len());
+            for (o, committed) in files.iter().zip(committed) {
+                let crate::pipeline::OutputTarget::File { path, format, roll } = &o.target else { continue };
+                let sink =
+                    crate::sink::PartSink::open(path, *format, schema_of(&o.name)?, committed, *roll, coalesce_rows)?;
+                for removed in sink.removed() {
+                    eprintln!(
+                        "windrow serve: warning: removed {}: written after the last committed checkpoint",
+                        removed.display()
+                    );
+                }
+                parts.push((o.name.clone(), sink));
+            }
+            Some(DriverCheckpoint { checkpointer, parts, positions })
+        }
+    };
     let mut sinks = Vec::with_capacity(outputs.len());
     for out in &outputs {
-        let schema = schemas.get(&out.name).cloned().ok_or_else(|| {
-            WindrowError::Internal(format!("output \"{}\" is not an output of the pipeline", out.name))
-        })?;
-        sinks.push((out.name.clone(), out.open(schema, coalesce_rows)?.0));
+        if driver_checkpoint.is_some() && matches!(out.target, crate::pipeline::OutputTarget::File { .. }) {
+            continue;
+        }
+        sinks.push((out.name.clone(), out.open(schema_of(&out.name)?, coalesce_rows)?.0));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -271,7 +346,7 @@ pub fn serve_pipeline(
         .map_err(|e| io_err("cannot start the tokio runtime".into(), e))?;
     let verbose = options.log_interval.is_some();
     rt.block_on(async move {
-        let server = FlightServer::start(runtime, addr, options).await?;
+        let server = FlightServer::start_with(runtime, addr, options, driver_checkpoint).await?;
         let writers: Vec<_> =
             sinks.into_iter().map(|(name, sink)| tokio::spawn(write_output(server.url(), name, sink))).collect();
         shutdown_signal(verbose).await;
@@ -290,12 +365,17 @@ pub fn serve_pipeline(
                 }
             }
         }
-        let summary = summary?;
+        let mut summary = summary?;
+        written.append(&mut summary.files);
         match failed {
             Some(e) => Err(e),
             None => Ok((summary, written)),
         }
     })
+}
+
+fn checkpointer_dir(c: &crate::checkpoint::Checkpointer) -> String {
+    c.dir().display().to_string()
 }
 
 /// Reads output `name` from the server at `url` with `DoGet` until the server ends the stream
@@ -386,10 +466,19 @@ impl FlightServer {
     /// # Errors
     /// The address cannot be bound. Must be called within a tokio runtime.
     pub async fn start(runtime: FlowRuntime, addr: SocketAddr, options: ServeOptions) -> Result<FlightServer> {
+        Self::start_with(runtime, addr, options, None).await
+    }
+
+    async fn start_with(
+        runtime: FlowRuntime,
+        addr: SocketAddr,
+        options: ServeOptions,
+        checkpoint: Option<DriverCheckpoint>,
+    ) -> Result<FlightServer> {
         let listener = TcpListener::bind(addr).await.map_err(|e| io_err(format!("cannot listen on {addr}"), e))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_listener(runtime, listener, options, async move {
+        let task = tokio::spawn(serve_listener(runtime, listener, options, checkpoint, async move {
             let _ = stopped.await;
         }));
         Ok(FlightServer { addr, stop: Some(stop), task })
@@ -421,6 +510,7 @@ async fn serve_listener(
     runtime: FlowRuntime,
     listener: TcpListener,
     options: ServeOptions,
+    checkpoint: Option<DriverCheckpoint>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<Summary> {
     let addr = listener.local_addr()?;
@@ -440,12 +530,16 @@ async fn serve_listener(
         }
     }
 
+    let names: Vec<String> = inputs.iter().map(|(n, _)| n.clone()).collect();
+    let cursors = Arc::new(InputCursors::new(&names, checkpoint.as_ref()));
     let (commands, queue) = std::sync::mpsc::channel::<Command>();
     let driver = Driver {
         runtime,
         logs: logs.clone(),
         timer_interval: options.timer_interval,
         log_interval: options.log_interval,
+        checkpoint,
+        cursors: Arc::clone(&cursors),
     };
     let driver = std::thread::Builder::new()
         .name("windrow-flight-driver".into())
@@ -463,6 +557,7 @@ async fn serve_listener(
             commands: commands.clone(),
             stopping,
             verbose,
+            cursors,
         }),
     };
     let svc = FlightServiceServer::new(service)

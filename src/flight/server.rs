@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     pub(crate) logs: HashMap<String, Arc<OutputLog>>,
     pub(crate) retention: Retention,
     pub(crate) commands: Sender<Command>,
+    /// Per input: the next batch number, and how many batches the last checkpoint covers.
+    pub(crate) cursors: Arc<super::driver::InputCursors>,
     /// `true` once shutdown began: `DoPut` streams stop taking batches.
     pub(crate) stopping: watch::Receiver<bool>,
     pub(crate) verbose: bool,
@@ -189,6 +191,18 @@ impl WindrowFlightService {
         self.inner.outputs.iter().find(|(n, _)| n == name).map(|(_, s)| s)
     }
 
+    /// `input; next batch N`, and with checkpoints `; checkpointed M`: after a restart the
+    /// server goes on from the last checkpoint, so a producer re-sends from batch `M` (= `N`
+    /// right after the restart).
+    fn input_metadata(&self, name: &str) -> String {
+        let (next, checkpointed) = self.inner.cursors.get(name);
+        if self.inner.cursors.checkpointing {
+            format!("input; next batch {next}; checkpointed {checkpointed}")
+        } else {
+            format!("input; next batch {next}")
+        }
+    }
+
     fn unknown(&self, what: &str, name: &str) -> Status {
         Status::not_found(format!(
             "pipeline \"{}\" has no {what} \"{name}\"; its inputs are {} and its outputs are {}",
@@ -228,7 +242,7 @@ impl WindrowFlightService {
                 .try_with_schema(schema)
                 .map_err(arrow_err)?
                 .with_descriptor(desc)
-                .with_app_metadata("input"));
+                .with_app_metadata(self.input_metadata(name)));
         }
         if let Some(schema) = self.output(name) {
             let (first, next) = self.inner.logs.get(name).map_or((0, 0), |l| l.bounds());

@@ -3,7 +3,7 @@
 //!
 //! Tumbling and sliding windows are `[align_to + k·offset, align_to + k·offset + length)`,
 //! numbered from `align_to` with floor division, so timestamps before `align_to` get negative
-//! ids. Session windows group a key's rows that are at most `gap` apart ([`session`]).
+//! ids. Session windows group a key's rows that are at most `gap` apart (module `session`).
 
 pub(crate) mod session;
 
