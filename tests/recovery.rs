@@ -321,7 +321,26 @@ fn run_with_faults(case: &Case, dir: &Path, faults: &[String]) -> usize {
     }
     let out = run_cmd(dir, true).output().unwrap();
     assert!(out.status.success(), "{}: the final resume failed: {}", case.name, stderr(&out));
+    // The summary counts every row of each output directory, earlier runs' included.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for o in case.outputs {
+        let rows = output_rows(&dir.join(o)).len();
+        let line = stdout.lines().find(|l| l.contains("output ") && l.contains(o)).unwrap_or_default();
+        assert!(line.contains(&format!(" {} rows", thousands(rows))), "{}: summary of {o}: {stdout}", case.name);
+    }
     crashes
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Every case, several seeds: two or three crashes at random fault points per trial, each

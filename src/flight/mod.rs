@@ -295,7 +295,7 @@ pub fn serve_pipeline(
                 .iter()
                 .map(|n| crate::checkpoint::InputPosition { name: n.clone(), rows: 0, batches: 0, ended: false })
                 .collect();
-            let mut committed = vec![0; files.len()];
+            let mut committed = vec![(0, 0); files.len()];
             if let Some(r) = resumed {
                 if r.finished {
                     return Err(WindrowError::Config(format!(
@@ -314,13 +314,14 @@ pub fn serve_pipeline(
                         .join(", ")
                 );
                 positions = r.inputs;
-                committed = r.outputs.iter().map(|o| o.parts).collect();
+                committed = r.outputs.iter().map(|o| (o.parts, o.rows)).collect();
             }
             let mut parts = Vec::with_capacity(files.len());
-            for (o, committed) in files.iter().zip(committed) {
+            for (o, (committed, committed_rows)) in files.iter().zip(committed) {
                 let crate::pipeline::OutputTarget::File { path, format, roll } = &o.target else { continue };
                 let sink =
-                    crate::sink::PartSink::open(path, *format, schema_of(&o.name)?, committed, *roll, coalesce_rows)?;
+                    crate::sink::PartSink::open(path, *format, schema_of(&o.name)?, committed, *roll, coalesce_rows)?
+                        .with_prior_rows(committed_rows);
                 for removed in sink.removed() {
                     eprintln!(
                         "windrow serve: warning: removed {}: written after the last committed checkpoint",

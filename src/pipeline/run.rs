@@ -243,7 +243,7 @@ impl BuiltPipeline {
         }
         let mut positions: Vec<InputPosition> =
             names.iter().map(|n| InputPosition { name: n.clone(), rows: 0, batches: 0, ended: false }).collect();
-        let mut committed_parts: Vec<usize> = vec![0; planned.len()];
+        let mut committed_parts: Vec<(usize, u64)> = vec![(0, 0); planned.len()];
         let mut already_finished = false;
 
         // Checkpoints: find the last good one, check it was written by this pipeline, restore.
@@ -263,7 +263,7 @@ impl BuiltPipeline {
                     let mut saved = r.outputs.iter();
                     for (parts, plan) in committed_parts.iter_mut().zip(&planned) {
                         if matches!(plan.target, OutputTarget::File { .. }) {
-                            *parts = saved.next().map_or(0, |o| o.parts);
+                            *parts = saved.next().map_or((0, 0), |o| (o.parts, o.rows));
                         }
                     }
                     for (s, (id, rows)) in steps.iter_mut().zip(&r.step_rows) {
@@ -279,13 +279,14 @@ impl BuiltPipeline {
 
         let mut outputs = Vec::with_capacity(planned.len());
         let mut handles = Vec::new();
-        for (planned, &committed) in planned.iter().zip(&committed_parts) {
+        for (planned, &(committed, committed_rows)) in planned.iter().zip(&committed_parts) {
             let Some((_, _, schema)) = schemas.iter().find(|(s, p, _)| s == &planned.step && *p == planned.port) else {
                 return Err(WindrowError::Internal(format!("output {} has no step", planned.name)));
             };
             let sink = match (&planned.target, &ckpt) {
                 (OutputTarget::File { path, format, roll }, Some(_)) => {
-                    let parts = PartSink::open(path, *format, schema.clone(), committed, *roll, coalesce_rows)?;
+                    let parts = PartSink::open(path, *format, schema.clone(), committed, *roll, coalesce_rows)?
+                        .with_prior_rows(committed_rows);
                     for removed in parts.removed() {
                         warn(&format!("removed {}: written after the last committed checkpoint", removed.display()));
                     }

@@ -127,6 +127,8 @@ pub struct PartSink {
     /// Parts before this one are published.
     published: usize,
     removed: Vec<PathBuf>,
+    /// Rows of the committed parts of earlier runs ([`with_prior_rows`](Self::with_prior_rows)).
+    prior_rows: u64,
     rows: u64,
     batches: u64,
 }
@@ -227,9 +229,17 @@ impl PartSink {
             next: committed,
             published: committed,
             removed,
+            prior_rows: 0,
             rows: 0,
             batches: 0,
         })
+    }
+
+    /// Counts `rows` rows in the committed parts of earlier runs (as recorded by the
+    /// checkpoint), so that [`summary`](Self::summary) reports the directory's rows.
+    pub fn with_prior_rows(mut self, rows: u64) -> Self {
+        self.prior_rows = rows;
+        self
     }
 
     /// The uncommitted files [`open`](Self::open) removed (parts of a checkpoint that never
@@ -288,12 +298,13 @@ impl PartSink {
     }
 
     /// What was written so far: every published part of the directory (those of earlier runs
-    /// up to the committed count included) in `files`; rows and batches (after coalescing)
-    /// written by this sink.
+    /// up to the committed count included) in `files`; the rows of earlier runs'
+    /// committed parts ([`with_prior_rows`](Self::with_prior_rows)) plus the rows written by
+    /// this sink; the batches (after coalescing) written by this sink.
     pub fn summary(&self) -> SinkSummary {
         SinkSummary {
             target: self.dir.display().to_string(),
-            rows: self.rows,
+            rows: self.prior_rows + self.rows,
             batches: self.batches,
             files: (0..self.published).map(|n| self.dir.join(published_name(n, self.ext))).collect(),
         }
