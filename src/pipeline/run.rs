@@ -197,6 +197,47 @@ impl BuiltPipeline {
     /// same state directory after a crash resumes from the last checkpoint, and every file
     /// output is then exactly what an uninterrupted run writes. File outputs become
     /// directories of part files, published at each checkpoint.
+    ///
+    /// ```
+    /// use windrow::checkpoint::CheckpointConfig;
+    /// use windrow::pipeline::{Pipeline, RunMode};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let root = env!("CARGO_MANIFEST_DIR");
+    /// let work = tempfile::tempdir()?;
+    /// let toml = format!(r#"
+    ///     name = "per_minute"
+    ///     [[input]]
+    ///     name = "clicks"
+    ///     path = "{root}/data/clicks.parquet"
+    ///     [[step]]
+    ///     id = "w"
+    ///     input = "clicks"
+    ///     key = ["user"]
+    ///     time = "ts"
+    ///     wait = "30s"
+    ///     window = {{ kind = "tumbling", length = "1m" }}
+    ///     aggregates = ["count"]
+    ///     [[output]]
+    ///     from = "w.down"
+    ///     path = "windows.parquet"
+    /// "#);
+    /// let pipeline = Pipeline::from_toml_str(&toml, work.path())?;
+    /// let run = |ckpt: CheckpointConfig| pipeline.build(RunMode::Replay)?.with_checkpoints(ckpt).run(|_| {});
+    /// let mut every_batch = CheckpointConfig::new(work.path().join("state"));
+    /// every_batch.every_batches = Some(1);
+    /// let first = run(every_batch.clone())?.checkpoints.unwrap();
+    /// assert!(first.committed > 1); // numbered 0, 1, …
+    /// // The state directory says the run completed: a rerun resumes from its last
+    /// // checkpoint and has nothing left to do, so nothing is written twice.
+    /// let again = run(every_batch)?.checkpoints.unwrap();
+    /// assert_eq!(again.resumed_from, Some(first.committed - 1));
+    /// assert_eq!(again.committed, 0);
+    /// // The output is a directory of published part files.
+    /// assert!(work.path().join("windows.parquet/part-00000.parquet").is_file());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_checkpoints(mut self, config: CheckpointConfig) -> Self {
         self.checkpoint = Some(config);
         self
