@@ -26,7 +26,8 @@ use rand::{Rng, SeedableRng};
 
 const BIN: &str = env!("CARGO_BIN_EXE_windrow");
 
-/// One pipeline under test: its TOML (inputs read `{data}`) and its file outputs.
+/// One pipeline under test: its TOML (inputs read `{data}`; without `[[input]]`, the one
+/// input [`EVENTS`] is added) and its file outputs.
 struct Case {
     name: &'static str,
     toml: &'static str,
@@ -37,15 +38,18 @@ const HEADER: &str = r#"
 threads = 2
 "#;
 
-const CASES: &[Case] = &[
-    Case {
-        name: "tumbling",
-        toml: r#"
+/// The input of the single-input cases.
+const EVENTS: &str = r#"
 [[input]]
 name = "events"
 path = "{data}"
 batch_size = 500
+"#;
 
+const CASES: &[Case] = &[
+    Case {
+        name: "tumbling",
+        toml: r#"
 [[step]]
 id = "w"
 input = "events"
@@ -68,11 +72,6 @@ path = "out/late.parquet"
     Case {
         name: "sliding",
         toml: r#"
-[[input]]
-name = "events"
-path = "{data}"
-batch_size = 500
-
 [[step]]
 id = "w"
 input = "events"
@@ -95,11 +94,6 @@ path = "out/meta.parquet"
     Case {
         name: "session",
         toml: r#"
-[[input]]
-name = "events"
-path = "{data}"
-batch_size = 500
-
 [[step]]
 id = "w"
 input = "events"
@@ -154,11 +148,6 @@ path = "out/down.parquet"
     Case {
         name: "ordered_collect",
         toml: r#"
-[[input]]
-name = "events"
-path = "{data}"
-batch_size = 500
-
 [[step]]
 id = "w"
 input = "events"
@@ -223,8 +212,9 @@ fn workdir(case: &Case, data: &Path, tag: &str) -> PathBuf {
         std::fs::remove_dir_all(&dir).unwrap();
     }
     std::fs::create_dir_all(&dir).unwrap();
-    let toml =
-        format!("name = \"{}\"\n{HEADER}{}", case.name, case.toml.replace("{data}", &data.display().to_string()));
+    let input = if case.toml.contains("[[input]]") { "" } else { EVENTS };
+    let toml = format!("name = \"{}\"\n{HEADER}{input}{}", case.name, case.toml)
+        .replace("{data}", &data.display().to_string());
     std::fs::write(dir.join("pipeline.toml"), toml).unwrap();
     dir
 }
