@@ -404,3 +404,35 @@ fn files_of_one_input_must_share_their_columns() {
     let msg = read_error(ParquetSource::open(dir.path(), 100));
     assert!(msg.contains("b.parquet") && msg.contains("a.parquet") && msg.contains("same columns"), "{msg}");
 }
+
+/// What a resumed run does first: skip the rows its checkpoint covers. Whole files go by
+/// their row counts, then row groups and pages by offset; what is read afterwards is exactly
+/// the rest, with a projection too. Once reading began, nothing is skipped.
+#[test]
+fn parquet_skip_rows_skips_files_and_row_groups_and_reads_exactly_the_rest() {
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    let dir = tempfile::tempdir().unwrap();
+    let mut start = 0;
+    for (i, n) in [1000, 700, 1300].into_iter().enumerate() {
+        let file = std::fs::File::create(dir.path().join(format!("part-{i}.parquet"))).unwrap();
+        let props = WriterProperties::builder().set_max_row_group_row_count(Some(128)).build();
+        let mut w = ArrowWriter::try_new(file, schema(), Some(props)).unwrap();
+        w.write(&rows(start, n)).unwrap();
+        w.close().unwrap();
+        start += n;
+    }
+    let all = rows(0, 3000).project(&[1, 2]).unwrap();
+    let options = ReadOptions { batch_size: 100, columns: Some(vec!["n".into(), "ts".into()]), ..Default::default() };
+    for skip in [0u64, 1, 127, 128, 999, 1000, 1001, 1700, 2500, 2999, 3000, 3500] {
+        let mut src = ParquetSource::open_with(dir.path(), &options).unwrap();
+        assert_eq!(src.skip_rows(skip).unwrap(), skip.min(3000), "skip {skip}");
+        let (s, got) = read_all(src).unwrap();
+        let from = skip.min(3000) as usize;
+        assert_eq!(one(&s, &got), all.slice(from, 3000 - from), "skip {skip}");
+    }
+    let mut src = ParquetSource::open_with(dir.path(), &options).unwrap();
+    let first = src.next_batch().unwrap().unwrap();
+    assert_eq!(src.skip_rows(500).unwrap(), 0);
+    assert_eq!(src.next_batch().unwrap().unwrap().slice(0, 1), all.slice(first.num_rows(), 1));
+}

@@ -161,7 +161,8 @@ struct OpenOutput {
 /// Skips the first `rows` rows of `source` (a resume); returns the rest of a batch cut in the
 /// middle.
 fn skip_rows(source: &mut dyn crate::source::Source, name: &str, rows: u64) -> Result<Option<RecordBatch>> {
-    let mut left = rows;
+    // Files that can seek (Parquet) skip without decoding; the rest is read and dropped.
+    let mut left = rows - source.skip_rows(rows)?.min(rows);
     while left > 0 {
         let Some(batch) = source.next_batch() else {
             return Err(WindrowError::Data(format!(

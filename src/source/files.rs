@@ -171,6 +171,19 @@ pub(crate) type BatchIter = Box<dyn Iterator<Item = std::result::Result<RecordBa
 /// Opens one file: its schema (after projection) and its batches.
 pub(crate) type Opener = Box<dyn FnMut(&Path) -> Result<(SchemaRef, BatchIter)> + Send>;
 
+/// For formats that can skip rows without decoding them (Parquet): a file's row count, and
+/// the file opened at a row offset.
+pub(crate) struct Seek {
+    pub(crate) rows: RowCounter,
+    pub(crate) open_at: OffsetOpener,
+}
+
+/// A file's row count (from its metadata).
+pub(crate) type RowCounter = Box<dyn FnMut(&Path) -> Result<u64> + Send>;
+
+/// Opens one file at a row offset.
+pub(crate) type OffsetOpener = Box<dyn FnMut(&Path, usize) -> Result<(SchemaRef, BatchIter)> + Send>;
+
 /// Several files of one format read one after the other as one stream. Files after the
 /// first are opened when reached and must have the first file's columns and types.
 pub(crate) struct FileSet {
@@ -184,6 +197,7 @@ pub(crate) struct FileSet {
     /// IPC batches are written with any size: slice them to at most this many rows.
     max_rows: Option<usize>,
     pending: Option<RecordBatch>,
+    seek: Option<Seek>,
 }
 
 impl FileSet {
@@ -200,7 +214,62 @@ impl FileSet {
             open,
             max_rows,
             pending: None,
+            seek: None,
         })
+    }
+
+    /// Lets [`skip_rows`](Self::skip_rows) skip without decoding.
+    pub(crate) fn with_seek(mut self, seek: Seek) -> Self {
+        self.seek = Some(seek);
+        self
+    }
+
+    /// Before the first batch is read: skips the first `rows` rows — whole files by their
+    /// row counts, then into the next file by offset — and returns how many were skipped
+    /// (fewer at end of input). Returns 0 where the format cannot seek or reading began.
+    pub(crate) fn skip_rows(&mut self, rows: u64) -> Result<u64> {
+        let untouched = self.batch_no == 0 && self.next_file == 1 && self.pending.is_none();
+        let Some(seek) = self.seek.as_mut().filter(|_| untouched && rows > 0) else { return Ok(0) };
+        let mut left = rows;
+        let mut i = 0;
+        while i < self.files.len() {
+            let n = (seek.rows)(&self.files[i])?;
+            if n > left {
+                break;
+            }
+            left -= n;
+            i += 1;
+        }
+        self.current = None;
+        self.next_file = i;
+        if i == self.files.len() {
+            return Ok(rows - left);
+        }
+        let (schema, iter) = (seek.open_at)(&self.files[i], left as usize)?;
+        self.check_same(i, &schema)?;
+        self.current = Some((i, iter));
+        self.next_file = i + 1;
+        Ok(rows)
+    }
+
+    /// Refuses file `i` if its columns differ from the stream's.
+    fn check_same(&self, i: usize, schema: &SchemaRef) -> Result<()> {
+        let same = schema.fields().len() == self.schema.fields().len()
+            && schema
+                .fields()
+                .iter()
+                .zip(self.schema.fields())
+                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+        if !same {
+            return data_err(format!(
+                "{} has columns [{}] but {} (read before it) has [{}]; every file of one input needs the same columns",
+                self.files[i].display(),
+                describe(schema),
+                self.files[0].display(),
+                describe(&self.schema)
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn schema(&self) -> SchemaRef {
@@ -218,21 +287,7 @@ impl FileSet {
         let i = self.next_file;
         self.next_file += 1;
         let (schema, iter) = (self.open)(&self.files[i])?;
-        let same = schema.fields().len() == self.schema.fields().len()
-            && schema
-                .fields()
-                .iter()
-                .zip(self.schema.fields())
-                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
-        if !same {
-            return data_err(format!(
-                "{} has columns [{}] but {} (read before it) has [{}]; every file of one input needs the same columns",
-                self.files[i].display(),
-                describe(&schema),
-                self.files[0].display(),
-                describe(&self.schema)
-            ));
-        }
+        self.check_same(i, &schema)?;
         self.current = Some((i, iter));
         self.batch_no = 0;
         Ok(true)

@@ -35,6 +35,16 @@ pub trait Source: Send {
     fn schema(&self) -> SchemaRef;
     /// The next batch, `None` at end of input.
     fn next_batch(&mut self) -> Option<Result<RecordBatch>>;
+    /// Before the first batch: skips up to `rows` rows without reading them, where the source
+    /// can (a resumed run skips the rows its checkpoint covers), and returns how many it
+    /// skipped. The caller reads and drops the rest. The default skips nothing.
+    ///
+    /// # Errors
+    /// A file that cannot be opened at the new position.
+    fn skip_rows(&mut self, rows: u64) -> Result<u64> {
+        let _ = rows;
+        Ok(0)
+    }
 }
 
 impl<S: Source + ?Sized> Source for Box<S> {
@@ -43,6 +53,9 @@ impl<S: Source + ?Sized> Source for Box<S> {
     }
     fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
         (**self).next_batch()
+    }
+    fn skip_rows(&mut self, rows: u64) -> Result<u64> {
+        (**self).skip_rows(rows)
     }
 }
 

@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::files::{BatchIter, FileSet, projection};
+use super::files::{BatchIter, FileSet, Seek, projection};
 use super::{FileFormat, ReadOptions, Source};
 use crate::error::{Result, WindrowError};
 
@@ -35,24 +35,16 @@ impl ParquetSource {
     pub fn open_with(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
         let batch_size = options.batch_size.max(1);
         let columns = options.columns.clone();
-        let opener = move |file: &Path| -> Result<(SchemaRef, BatchIter)> {
-            let f = File::open(file)
-                .map_err(|e| WindrowError::Data(format!("cannot open Parquet file {}: {e}", file.display())))?;
-            let builder = ParquetRecordBatchReaderBuilder::try_new(f)
-                .map_err(|e| WindrowError::Data(format!("{} is not a readable Parquet file: {e}", file.display())))?;
-            let builder = match &columns {
-                Some(cols) => {
-                    let idx = projection(builder.schema(), cols, file)?;
-                    let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
-                    builder.with_projection(mask)
-                }
-                None => builder,
-            };
-            let reader = builder.with_batch_size(batch_size).build()?;
-            let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
-            Ok((schema, Box::new(reader) as BatchIter))
+        let at_columns = columns.clone();
+        let opener = move |file: &Path| open_file(file, columns.as_deref(), batch_size, 0);
+        let seek = Seek {
+            rows: Box::new(|file: &Path| Ok(reader_builder(file)?.metadata().file_metadata().num_rows().max(0) as u64)),
+            open_at: Box::new(move |file: &Path, offset: usize| {
+                open_file(file, at_columns.as_deref(), batch_size, offset)
+            }),
         };
-        Ok(ParquetSource { files: FileSet::open(FileFormat::Parquet, path.as_ref(), Box::new(opener), None)? })
+        let files = FileSet::open(FileFormat::Parquet, path.as_ref(), Box::new(opener), None)?;
+        Ok(ParquetSource { files: files.with_seek(seek) })
     }
 
     /// The files read, in order.
@@ -81,4 +73,39 @@ impl Source for ParquetSource {
     fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
         self.files.next_batch()
     }
+    /// Whole files and row groups are skipped by their footers' row counts, pages within a
+    /// row group by the offset index where the file has one: nothing skipped is decoded
+    /// beyond the pages the first kept row shares.
+    fn skip_rows(&mut self, rows: u64) -> Result<u64> {
+        self.files.skip_rows(rows)
+    }
+}
+
+fn reader_builder(file: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let f = File::open(file)
+        .map_err(|e| WindrowError::Data(format!("cannot open Parquet file {}: {e}", file.display())))?;
+    ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| WindrowError::Data(format!("{} is not a readable Parquet file: {e}", file.display())))
+}
+
+/// `file`'s batches from row `offset` on, of `columns` (all when `None`).
+fn open_file(
+    file: &Path,
+    columns: Option<&[String]>,
+    batch_size: usize,
+    offset: usize,
+) -> Result<(SchemaRef, BatchIter)> {
+    let builder = reader_builder(file)?;
+    let builder = match columns {
+        Some(cols) => {
+            let idx = projection(builder.schema(), cols, file)?;
+            let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
+            builder.with_projection(mask)
+        }
+        None => builder,
+    };
+    let builder = if offset > 0 { builder.with_offset(offset) } else { builder };
+    let reader = builder.with_batch_size(batch_size).build()?;
+    let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
+    Ok((schema, Box::new(reader) as BatchIter))
 }
