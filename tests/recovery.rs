@@ -169,6 +169,25 @@ path = "out/late.parquet"
 "#,
         outputs: &["out/down.parquet", "out/late.parquet"],
     },
+    Case {
+        name: "max_by",
+        toml: r#"
+[[step]]
+id = "w"
+input = "events"
+key = ["key"]
+time = "ts"
+wait = "5s"
+window = { kind = "session", gap = "3s" }
+operator = "max"
+by = "value"
+
+[[output]]
+from = "w.down"
+path = "out/down.parquet"
+"#,
+        outputs: &["out/down.parquet"],
+    },
 ];
 
 /// Where generated data and per-test directories live: under cargo's target directory,
@@ -487,29 +506,41 @@ fn with_every_checkpoint_damaged_the_run_starts_over() {
 #[test]
 fn a_changed_pipeline_is_refused_and_the_state_is_kept() {
     let data = data(12_000);
-    let case = &CASES[0];
-    let want = baseline(case, &data);
-    let dir = workdir(case, &data, "changed");
-    let out = run_cmd(&dir, true).env("WINDROW_FAULT", "batch:10").output().unwrap();
-    assert!(!out.status.success());
-    let original = std::fs::read_to_string(dir.join("pipeline.toml")).unwrap();
-    for (from, to) in [
-        (r#"length = "30s""#, r#"length = "40s""#),
-        (r#""sum:value", "max:value""#, r#""sum:value", "min:value""#),
-        (r#"key = ["key"]"#, r#"key = ["value"]"#),
-        (r#"wait = "5s""#, r#"wait = "6s""#),
-    ] {
-        assert!(original.contains(from));
-        std::fs::write(dir.join("pipeline.toml"), original.replace(from, to)).unwrap();
+    let changes: [(&Case, &[(&str, &str)]); 2] = [
+        (
+            &CASES[0],
+            &[
+                (r#"length = "30s""#, r#"length = "40s""#),
+                (r#""sum:value", "max:value""#, r#""sum:value", "min:value""#),
+                (r#"key = ["key"]"#, r#"key = ["value"]"#),
+                (r#"wait = "5s""#, r#"wait = "6s""#),
+            ],
+        ),
+        // Same output columns, other state: only the step's state description tells.
+        (&CASES[5], &[(r#"by = "value""#, r#"by = "ts""#), (r#"operator = "max""#, r#"operator = "min""#)]),
+    ];
+    for (case, edits) in changes {
+        let want = baseline(case, &data);
+        let dir = workdir(case, &data, "changed");
+        let out = run_cmd(&dir, true).env("WINDROW_FAULT", "batch:10").output().unwrap();
+        assert!(!out.status.success());
+        let original = std::fs::read_to_string(dir.join("pipeline.toml")).unwrap();
+        for (from, to) in edits {
+            assert!(original.contains(from), "{from}");
+            std::fs::write(dir.join("pipeline.toml"), original.replace(from, to)).unwrap();
+            let out = run_cmd(&dir, true).output().unwrap();
+            let err = stderr(&out);
+            assert!(!out.status.success(), "{to}: the changed pipeline was not refused");
+            assert!(
+                err.contains("written by a different pipeline") && err.contains("step \"w\" changed"),
+                "{to}: {err}"
+            );
+        }
+        std::fs::write(dir.join("pipeline.toml"), &original).unwrap();
         let out = run_cmd(&dir, true).output().unwrap();
-        let err = stderr(&out);
-        assert!(!out.status.success(), "{to}: the changed pipeline was not refused");
-        assert!(err.contains("written by a different pipeline") && err.contains("step \"w\" changed"), "{to}: {err}");
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_same(case, "after refusals", &outputs(case, &dir), &want);
     }
-    std::fs::write(dir.join("pipeline.toml"), &original).unwrap();
-    let out = run_cmd(&dir, true).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_same(case, "after refusals", &outputs(case, &dir), &want);
 }
 
 /// Kills a server the test left running (a failed assertion).

@@ -19,6 +19,9 @@ use crate::error::{Result, WindrowError, plan_err};
 pub(crate) struct CountFactory;
 
 impl AggFactory for CountFactory {
+    fn describe(&self) -> String {
+        "count".into()
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         vec![Arc::new(Field::new("count", DataType::Int64, false))]
     }
@@ -238,6 +241,9 @@ impl BuiltinFactory {
 }
 
 impl AggFactory for BuiltinFactory {
+    fn describe(&self) -> String {
+        format!("[{}]", self.parts.iter().map(|p| p.describe()).collect::<Vec<_>>().join(", "))
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         self.parts.iter().flat_map(|p| p.result_fields()).collect()
     }
@@ -299,6 +305,9 @@ struct Renamed {
 }
 
 impl AggFactory for Renamed {
+    fn describe(&self) -> String {
+        format!("{} as {}", self.inner.describe(), self.name)
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         self.inner
             .result_fields()
@@ -332,6 +341,9 @@ struct NumericFactory {
 }
 
 impl AggFactory for NumericFactory {
+    fn describe(&self) -> String {
+        format!("{:?}(column {}{}) as {}", self.kind, self.index, if self.int { ", Int64" } else { "" }, self.name)
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         let (dt, nullable) = match (self.kind, self.int) {
             (Kind::CountNonNull, _) => (DataType::Int64, false),
@@ -573,6 +585,9 @@ impl UdafFactory {
 }
 
 impl AggFactory for UdafFactory {
+    fn describe(&self) -> String {
+        format!("{}({}) as {}", self.udaf.name(), self.expr, self.name)
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         vec![Arc::clone(&self.return_field)]
     }

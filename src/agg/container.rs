@@ -126,6 +126,9 @@ impl CollectSetFactory {
 }
 
 impl AggFactory for CollectSetFactory {
+    fn describe(&self) -> String {
+        format!("collect set(column {}) as {}", self.column, self.field.name())
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         vec![Arc::clone(&self.field)]
     }
@@ -255,6 +258,9 @@ impl CollectDictFactory {
 }
 
 impl AggFactory for CollectDictFactory {
+    fn describe(&self) -> String {
+        format!("collect dict(column {} -> column {}) as {}", self.key, self.value, self.field.name())
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         vec![Arc::clone(&self.field)]
     }

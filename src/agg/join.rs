@@ -52,6 +52,12 @@ pub(crate) struct JoinFactory {
 }
 
 impl AggFactory for JoinFactory {
+    fn describe(&self) -> String {
+        format!(
+            "join(side column {}, columns {:?}, insert {:?}, emit {:?})",
+            self.side_column, self.struct_columns, self.insert, self.emit
+        )
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         self.fields.clone()
     }

@@ -107,6 +107,10 @@ pub(crate) struct Emitted {
 
 /// Creates one [`SlotAgg`] per shard and describes its result columns.
 pub(crate) trait AggFactory: Send + Sync {
+    /// What the state means, for the step definition a checkpoint must match (spec §9.2):
+    /// the function, its input columns or expression, its mode. Two factories whose states
+    /// could be confused must describe themselves differently.
+    fn describe(&self) -> String;
     /// The result columns on `down`.
     fn result_fields(&self) -> Vec<FieldRef>;
     /// A fresh, empty state.

@@ -141,6 +141,12 @@ impl CollectFactory {
 }
 
 impl AggFactory for CollectFactory {
+    fn describe(&self) -> String {
+        match self.what {
+            Collected::Column(c) => format!("collect(column {c}) as {}", self.field.name()),
+            Collected::WholeRow => format!("collect(rows) as {}", self.field.name()),
+        }
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         vec![Arc::clone(&self.field)]
     }
@@ -223,6 +229,9 @@ pub(crate) struct FirstLastFactory {
 }
 
 impl AggFactory for FirstLastFactory {
+    fn describe(&self) -> String {
+        format!("{}(column {}) as {}", if self.last { "last" } else { "first" }, self.index, self.name)
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         vec![Arc::new(Field::new(&self.name, self.schema.field(self.index).data_type().clone(), true))]
     }
@@ -392,6 +401,13 @@ impl ArgBestFactory {
 }
 
 impl AggFactory for ArgBestFactory {
+    fn describe(&self) -> String {
+        let by = match &self.by {
+            ByInput::Column(c) => format!("column {c}"),
+            ByInput::Expr { name, expr } => format!("{name} = {expr}"),
+        };
+        format!("{} by {by} of columns {:?}", if self.max { "max" } else { "min" }, self.value_columns)
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         self.fields.clone()
     }
@@ -728,6 +744,10 @@ pub(crate) struct FoldFactory<S> {
 }
 
 impl<S: Send + 'static> AggFactory for FoldFactory<S> {
+    /// The closures cannot be compared: a fold is known by its output.
+    fn describe(&self) -> String {
+        format!("fold as {}: {}", self.fns.output.name(), self.fns.output.data_type())
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         vec![Arc::new(self.fns.output.clone())]
     }
@@ -874,6 +894,9 @@ pub(crate) struct ReduceFactory {
 }
 
 impl AggFactory for ReduceFactory {
+    fn describe(&self) -> String {
+        format!("reduce(columns {:?})", self.value_columns)
+    }
     fn result_fields(&self) -> Vec<FieldRef> {
         self.fields.iter().cloned().collect()
     }

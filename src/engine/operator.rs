@@ -436,7 +436,7 @@ impl WindowOpBuilder {
         // the state, not threads or outputs' destinations.
         let definition = format!(
             "{op_name} \"{}\": input [{}]; key {:?}; clock {:?}; windower {:?}; wait {:?}; ordered {ordered}; \
-             scope {:?}; down [{}]",
+             scope {:?}; state {}; down [{}]",
             self.step_id,
             describe(&self.schema),
             self.key,
@@ -444,6 +444,7 @@ impl WindowOpBuilder {
             windower,
             wait,
             if system { WatermarkScope::PerStream } else { self.scope },
+            factory.describe(),
             describe(&down_schema),
         );
         let time_source = self.time_source.unwrap_or_default();
