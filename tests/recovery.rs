@@ -685,8 +685,10 @@ path = "out/late.parquet"
     // 1: 26 batches acknowledged, then SIGKILL.
     let (mut server, url, _, _) = start(None);
     assert_eq!(cursor(url.clone()), (0, 0));
-    let acks = put(url, 0, 26);
+    let acks = put(url.clone(), 0, 26);
     assert_eq!(acks, (0..26).collect::<Vec<u64>>());
+    // Checkpoints at 4, 8, …, 24; the older of the two kept covers 20 batches.
+    assert_eq!(cursor(url), (26, 20));
     server.0.kill().unwrap();
     server.0.wait().unwrap();
 
@@ -705,8 +707,18 @@ path = "out/late.parquet"
     let (next, checkpointed) = cursor(url.clone());
     assert_eq!(next, checkpointed);
     assert!(next > 24 && next % 4 == 0, "resumed at batch {next}");
-    let acks = put(url, next as usize, 60);
+    let acks = put(url.clone(), next as usize, 60);
     assert_eq!(acks, (next..60).collect::<Vec<u64>>());
+    // end_input is checkpointed before it is answered, and reported.
+    let meta = rt.block_on(async {
+        let mut client = connect(url.clone()).await;
+        let action = arrow_flight::Action::new("end_input", "events");
+        let _: Vec<_> = client.do_action(action).await.unwrap().try_collect().await.unwrap();
+        let info = client.get_flight_info(FlightDescriptor::new_path(vec!["events".into()])).await.unwrap();
+        String::from_utf8(info.app_metadata.to_vec()).unwrap()
+    });
+    // Committed at 56 and 60, then once more for the end: both kept cover 60.
+    assert_eq!(meta, "input; next batch 60; checkpointed 60; ended");
     assert!(Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap().success());
     let status = server.0.wait().unwrap();
     log.extend(rx.try_iter());

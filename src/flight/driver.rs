@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -52,44 +53,71 @@ pub(crate) struct DriverCheckpoint {
     pub(crate) checkpointer: Checkpointer,
     /// The file outputs by name, in the checkpoint's order.
     pub(crate) parts: Vec<(String, PartSink)>,
-    /// Per input, in input order: where the restored state left it.
+    /// Per input, in input order: where the restored state left it, then where the driver is.
     pub(crate) positions: Vec<InputPosition>,
+    /// Per input, in input order: the batches the newest committed checkpoint covers.
+    pub(crate) committed: Vec<u64>,
 }
 
-/// Each input's next batch number and the batches the last checkpoint covers, for
-/// `GetFlightInfo` (a producer resumes after a restart from the checkpointed number).
+/// One input's place, for `GetFlightInfo`.
+#[derive(Default)]
+pub(crate) struct InputCursor {
+    /// The number the next applied batch gets.
+    next: AtomicU64,
+    /// Batches a resume is sure to keep: those of the older of the two checkpoints kept (the
+    /// newest could turn out damaged; the resume then falls back to the older one).
+    checkpointed: AtomicU64,
+    /// Whether `end_input` was applied.
+    ended: AtomicBool,
+}
+
+/// Every input's [`InputCursor`] (a producer resumes after a restart from `checkpointed`).
 #[derive(Default)]
 pub(crate) struct InputCursors {
-    pub(crate) cursors: HashMap<String, (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
+    cursors: HashMap<String, InputCursor>,
     pub(crate) checkpointing: bool,
 }
 
 impl InputCursors {
     pub(crate) fn new(inputs: &[String], checkpoint: Option<&DriverCheckpoint>) -> Self {
-        use std::sync::atomic::AtomicU64;
-        let at =
-            |name: &str| checkpoint.and_then(|c| c.positions.iter().find(|p| p.name == name)).map_or(0, |p| p.batches);
+        let at = |name: &str| checkpoint.and_then(|c| c.positions.iter().find(|p| p.name == name));
+        let cursor = |name: &str| {
+            let p = at(name);
+            let batches = p.map_or(0, |p| p.batches);
+            InputCursor {
+                next: AtomicU64::new(batches),
+                checkpointed: AtomicU64::new(batches),
+                ended: AtomicBool::new(p.is_some_and(|p| p.ended)),
+            }
+        };
         InputCursors {
-            cursors: inputs.iter().map(|n| (n.clone(), (AtomicU64::new(at(n)), AtomicU64::new(at(n))))).collect(),
+            cursors: inputs.iter().map(|n| (n.clone(), cursor(n))).collect(),
             checkpointing: checkpoint.is_some(),
         }
     }
 
-    /// `(next batch, batches checkpointed)` of `input`.
-    pub(crate) fn get(&self, input: &str) -> (u64, u64) {
-        use std::sync::atomic::Ordering;
-        self.cursors.get(input).map_or((0, 0), |(n, c)| (n.load(Ordering::SeqCst), c.load(Ordering::SeqCst)))
+    /// `(next batch, batches checkpointed, ended)` of `input`.
+    pub(crate) fn get(&self, input: &str) -> (u64, u64, bool) {
+        self.cursors.get(input).map_or((0, 0, false), |c| {
+            (c.next.load(Ordering::SeqCst), c.checkpointed.load(Ordering::SeqCst), c.ended.load(Ordering::SeqCst))
+        })
     }
 
-    fn set(&self, input: &str, next: Option<u64>, checkpointed: Option<u64>) {
-        use std::sync::atomic::Ordering;
-        if let Some((n, c)) = self.cursors.get(input) {
-            if let Some(v) = next {
-                n.store(v, Ordering::SeqCst);
-            }
-            if let Some(v) = checkpointed {
-                c.store(v, Ordering::SeqCst);
-            }
+    fn set_next(&self, input: &str, next: u64) {
+        if let Some(c) = self.cursors.get(input) {
+            c.next.store(next, Ordering::SeqCst);
+        }
+    }
+
+    fn set_checkpointed(&self, input: &str, batches: u64) {
+        if let Some(c) = self.cursors.get(input) {
+            c.checkpointed.store(batches, Ordering::SeqCst);
+        }
+    }
+
+    fn set_ended(&self, input: &str) {
+        if let Some(c) = self.cursors.get(input) {
+            c.ended.store(true, Ordering::SeqCst);
         }
     }
 }
@@ -174,7 +202,7 @@ impl State {
         let seq = self.seq.entry(input.to_string()).or_default();
         let this = *seq;
         *seq += 1;
-        self.cursors.set(input, Some(*seq), None);
+        self.cursors.set_next(input, *seq);
         self.summary.batches_in += 1;
         self.summary.rows_in += batch.num_rows() as u64;
         if let Some(c) = self.checkpoint.as_mut() {
@@ -195,20 +223,22 @@ impl State {
         }
     }
 
-    /// Commits a checkpoint if one is due (or `finished`); a failure stops the server from
-    /// taking more batches.
-    fn checkpoint(&mut self, finished: bool) {
+    /// Commits a checkpoint if one is due, or `now`; `finished` marks the final one. A
+    /// failure stops the server from taking more batches.
+    fn checkpoint(&mut self, now: bool, finished: bool) {
         let Some(c) = self.checkpoint.as_mut() else { return };
-        if self.broken.is_some() || !(finished || c.checkpointer.due()) {
+        if self.broken.is_some() || !(now || finished || c.checkpointer.due()) {
             return;
         }
+        let older = std::mem::replace(&mut c.committed, c.positions.iter().map(|p| p.batches).collect());
         let ended = self.runtime.ended();
         let inputs = c.positions.iter().zip(ended).map(|(p, e)| InputPosition { ended: *e, ..p.clone() }).collect();
         let mut parts: Vec<(&str, &mut PartSink)> = c.parts.iter_mut().map(|(n, p)| (n.as_str(), p)).collect();
         match c.checkpointer.commit(&mut self.runtime, inputs, &mut parts, Vec::new(), finished) {
             Ok(()) => {
-                for p in &c.positions {
-                    self.cursors.set(&p.name, None, Some(p.batches));
+                // Producers may drop what the older of the two kept checkpoints covers.
+                for (p, batches) in c.positions.iter().zip(older) {
+                    self.cursors.set_checkpointed(&p.name, batches);
                 }
             }
             Err(e) => {
@@ -223,7 +253,7 @@ impl State {
         self.refuse_if_broken()?;
         let outputs = self.runtime.finish()?;
         self.publish(outputs);
-        self.checkpoint(true);
+        self.checkpoint(true, true);
         self.refuse_if_broken()?;
         if let Some(c) = &self.checkpoint {
             self.summary.files = c.parts.iter().map(|(_, p)| p.summary()).collect();
@@ -298,7 +328,7 @@ impl Driver {
                 st.report();
                 next_report = Some(now + every);
             }
-            st.checkpoint(false);
+            st.checkpoint(false, false);
             let wake = next_report.map_or(next_timer, |r| r.min(next_timer));
             match commands.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(Command::Push { input, batch, reply }) => {
@@ -307,7 +337,13 @@ impl Driver {
                 Ok(Command::EndInput { input, reply }) => {
                     let r = st.refuse_if_broken().and_then(|()| st.runtime.end_input(&input));
                     let r = r.map(|outputs| st.publish(outputs));
-                    let _ = reply.send(r);
+                    if r.is_ok() {
+                        st.cursors.set_ended(&input);
+                        // An ended input is rare and changes what the flow does next (joins
+                        // stop waiting for it): make it durable before answering.
+                        st.checkpoint(true, false);
+                    }
+                    let _ = reply.send(r.and_then(|()| st.refuse_if_broken()));
                 }
                 Ok(Command::Finish { reply }) => {
                     let r = st.finish();

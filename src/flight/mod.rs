@@ -10,7 +10,8 @@
 //!   `.late`, `.meta`, `.errors` for every step, see [`Port`](crate::flow::Port)), each with a
 //!   path descriptor of one element (the name) and the schema. Inputs have no endpoint and
 //!   `app_metadata` `input; next batch N` (the sequence number the next applied batch gets),
-//!   with checkpoints `input; next batch N; checkpointed M` (see *Checkpoints* below);
+//!   with checkpoints `input; next batch N; checkpointed M` (see *Checkpoints* below), and
+//!   `; ended` once the input was ended;
 //!   outputs have one endpoint whose ticket is the name, and
 //!   `app_metadata` `output; retained batches FIRST..NEXT`. `GetFlightInfo` and `GetSchema`
 //!   answer for one such path descriptor.
@@ -51,12 +52,14 @@
 //! The driver commits a checkpoint between commands when one is due and at shutdown. The
 //! pipeline's file outputs are then written by the driver itself as directories of part
 //! files, published only once the checkpoint covering them is durable (exactly once, as for
-//! `windrow run`). A restarted server resumes from the last checkpoint: each input's batch
-//! numbering goes on from the checkpointed count `M`, which `GetFlightInfo` reports, and the
-//! producer re-sends its batches from number `M` on (acknowledgements count the messages
-//! the server applied: a producer keeps what it sent until a later `checkpointed` covers
-//! it). `DoGet` streams are not part of the guarantee: after a restart they start over with
-//! what the resumed server emits, which can repeat windows a reader saw before the crash.
+//! `windrow run`). A restarted server resumes from its last good checkpoint and each input's
+//! batch numbering goes on from there (`next batch` after the restart). `checkpointed M` is
+//! what the older of the two kept checkpoints covers — the one a resume can always fall back
+//! to — so a producer keeps its batches from number `M` on (acknowledgements count the
+//! messages the server applied) and re-sends from `next batch` after a restart. `end_input`
+//! is checkpointed before it is answered. `DoGet` streams are not part of the guarantee:
+//! after a restart they start over with what the resumed server emits, which can repeat
+//! windows a reader saw before the crash.
 //!
 //! # Live time
 //!
@@ -324,13 +327,14 @@ pub fn serve_pipeline(
                         .with_prior_rows(committed_rows);
                 for removed in sink.removed() {
                     eprintln!(
-                        "windrow serve: warning: removed {}: written after the last committed checkpoint",
+                        "windrow serve: warning: removed {}: not covered by the checkpoint this server resumes from",
                         removed.display()
                     );
                 }
                 parts.push((o.name.clone(), sink));
             }
-            Some(DriverCheckpoint { checkpointer, parts, positions })
+            let committed = positions.iter().map(|p| p.batches).collect();
+            Some(DriverCheckpoint { checkpointer, parts, positions, committed })
         }
     };
     let mut sinks = Vec::with_capacity(outputs.len());

@@ -191,16 +191,19 @@ impl WindrowFlightService {
         self.inner.outputs.iter().find(|(n, _)| n == name).map(|(_, s)| s)
     }
 
-    /// `input; next batch N`, and with checkpoints `; checkpointed M`: after a restart the
-    /// server goes on from the last checkpoint, so a producer re-sends from batch `M` (= `N`
-    /// right after the restart).
+    /// `input; next batch N`, with checkpoints `; checkpointed M`, and `; ended` once
+    /// `end_input` was applied. A producer keeps its batches from `M` on: after a restart the
+    /// server goes on from a checkpoint at or after `M` and reports where (`next batch`).
     fn input_metadata(&self, name: &str) -> String {
-        let (next, checkpointed) = self.inner.cursors.get(name);
+        let (next, checkpointed, ended) = self.inner.cursors.get(name);
+        let mut text = format!("input; next batch {next}");
         if self.inner.cursors.checkpointing {
-            format!("input; next batch {next}; checkpointed {checkpointed}")
-        } else {
-            format!("input; next batch {next}")
+            text.push_str(&format!("; checkpointed {checkpointed}"));
         }
+        if ended {
+            text.push_str("; ended");
+        }
+        text
     }
 
     fn unknown(&self, what: &str, name: &str) -> Status {

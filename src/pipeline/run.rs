@@ -330,7 +330,10 @@ impl BuiltPipeline {
                     let parts = PartSink::open(path, *format, schema.clone(), committed, *roll, coalesce_rows)?
                         .with_prior_rows(committed_rows);
                     for removed in parts.removed() {
-                        warn(&format!("removed {}: written after the last committed checkpoint", removed.display()));
+                        warn(&format!(
+                            "removed {}: not covered by the checkpoint this run resumes from (it is written again)",
+                            removed.display()
+                        ));
                     }
                     OutputSink::Parts(Box::new(parts))
                 }
