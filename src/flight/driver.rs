@@ -45,6 +45,9 @@ pub struct Summary {
     /// driver itself as part directories published at each checkpoint. Empty otherwise (the
     /// file outputs are then written by readers of the server's own streams).
     pub files: Vec<SinkSummary>,
+    /// With checkpoints, the server stopped while inputs were still open: its windows were
+    /// checkpointed open, not closed, and a restart on the state directory goes on with them.
+    pub paused: bool,
 }
 
 /// Checkpointing of a served pipeline: the driver commits a checkpoint between commands when
@@ -251,9 +254,17 @@ impl State {
 
     fn finish(&mut self) -> Result<Summary> {
         self.refuse_if_broken()?;
-        let outputs = self.runtime.finish()?;
-        self.publish(outputs);
-        self.checkpoint(true, true);
+        if self.checkpoint.is_some() && !self.runtime.ended().iter().all(|e| *e) {
+            // With a state directory, shutting down while inputs are open is a pause: the
+            // open windows stay in the checkpoint and a restart goes on with them (ending
+            // every input first closes them all, as without a state directory).
+            self.checkpoint(true, false);
+            self.summary.paused = true;
+        } else {
+            let outputs = self.runtime.finish()?;
+            self.publish(outputs);
+            self.checkpoint(true, true);
+        }
         self.refuse_if_broken()?;
         if let Some(c) = &self.checkpoint {
             self.summary.files = c.parts.iter().map(|(_, p)| p.summary()).collect();

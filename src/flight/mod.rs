@@ -44,7 +44,9 @@
 //!   batches (`Unavailable`; what they acknowledged stays applied), the runtime's
 //!   [`finish`](FlowRuntime::finish) closes every window, the final batches are published,
 //!   every output stream ends after delivering them, and the server exits once clients are
-//!   drained (at most [`ServeOptions::drain_timeout`]).
+//!   drained (at most [`ServeOptions::drain_timeout`]). With checkpoints and an input not
+//!   ended, shutdown is a pause instead: the open windows are checkpointed, not closed, and a
+//!   restart goes on with them.
 //!
 //! # Checkpoints (`windrow serve --state-dir`, [`serve_pipeline`] with
 //! [`BuiltPipeline::with_checkpoints`](crate::pipeline::BuiltPipeline::with_checkpoints))
@@ -302,8 +304,8 @@ pub fn serve_pipeline(
             if let Some(r) = resumed {
                 if r.finished {
                     return Err(WindrowError::Config(format!(
-                        "the state directory {} holds a server that was shut down (every window closed); a new \
-                         run needs a new --state-dir",
+                        "the state directory {} holds a finished server (every input ended, every window \
+                         closed); a new run needs a new --state-dir",
                         checkpointer_dir(&checkpointer)
                     )));
                 }
@@ -452,7 +454,7 @@ pub async fn shutdown_signal(verbose: bool) {
         _ = term => {}
     }
     if verbose {
-        eprintln!("windrow serve: shutting down: closing every window and flushing the outputs");
+        eprintln!("windrow serve: shutting down");
     }
 }
 
@@ -617,7 +619,13 @@ async fn serve_listener(
         Some(Err(e)) => return Err(WindrowError::Internal(format!("the Flight server task failed: {e}"))),
     }
     let summary = finished?;
-    if verbose {
+    if verbose && summary.paused {
+        eprintln!(
+            "windrow serve: paused after {} rows in {} batches: open windows are checkpointed; restart with the same \
+             --state-dir to go on, or end every input (DoAction end_input) before shutting down to close them",
+            summary.rows_in, summary.batches_in
+        );
+    } else if verbose {
         eprintln!(
             "windrow serve: stopped after {} rows in {} batches; every window closed and flushed",
             summary.rows_in, summary.batches_in
