@@ -498,6 +498,36 @@ async fn files_are_registered_by_extension() {
     assert!(e.contains("accepted: .parquet"), "{e}");
 }
 
+/// A directory is one table of its files (windrow's rolling and checkpointed outputs):
+/// hidden, unpublished parts are not read; an empty or mixed directory is a clear error.
+#[tokio::test]
+async fn a_directory_of_parts_is_one_table_without_its_unpublished_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = dir.path().join("windows.parquet");
+    std::fs::create_dir(&parts).unwrap();
+    let ctx = sql::context();
+    let e = sql::register_file(&ctx, "w", &parts).await.unwrap_err().to_string();
+    assert!(e.contains("holds no .parquet"), "{e}");
+    let batches = events();
+    for (i, b) in batches.iter().enumerate() {
+        let file = std::fs::File::create(parts.join(format!("part-{i:05}.parquet"))).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, schema(), None).unwrap();
+        w.write(b).unwrap();
+        w.close().unwrap();
+    }
+    // What a checkpointed run leaves before its next commit: not output yet, not valid Parquet.
+    std::fs::write(parts.join(".part-00099.parquet.staged"), "not yet").unwrap();
+    std::fs::write(parts.join(".part-00100.parquet.inprogress"), "not yet").unwrap();
+    sql::register_file(&ctx, "w", &parts).await.unwrap();
+    let got = run(&ctx, "SELECT count(*) FROM w").await;
+    let n = got[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+    assert_eq!(n as usize, batches.iter().map(|b| b.num_rows()).sum::<usize>());
+
+    std::fs::write(parts.join("extra.csv"), "a\n1\n").unwrap();
+    let e = sql::register_file(&ctx, "v", &parts).await.unwrap_err().to_string();
+    assert!(e.contains("mixes formats (csv, parquet)"), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_tables_yield_rows_as_windows_close() {
     let ctx = sql::context();

@@ -82,7 +82,7 @@ fn json_output_is_an_array_of_objects() {
 fn errors_name_the_problem() {
     let a = windrow_sql(&["--table", "clicks=data/missing.parquet", "SELECT 1"]).failure();
     let err = String::from_utf8(a.get_output().stderr.clone()).unwrap();
-    assert!(err.contains("no such file data/missing.parquet"), "{err}");
+    assert!(err.contains("no such file or directory data/missing.parquet"), "{err}");
 
     let a = windrow_sql(&["--table", CLICKS, "SELECT * FROM tumble('clicks', 'ts', INTERVAL '1 minute')"]).failure();
     let err = String::from_utf8(a.get_output().stderr.clone()).unwrap();

@@ -188,19 +188,26 @@ pub fn context_for(outputs: &BTreeMap<String, WindowOut>) -> Result<SessionConte
 pub const FILE_FORMATS: &str = ".parquet, .arrow / .ipc / .feather (Arrow IPC file) or .csv (with a header row)";
 
 /// Registers a file as table `name`, chosen by extension: Parquet, Arrow IPC file, or CSV
-/// with a header row (types inferred), using DataFusion's readers.
+/// with a header row (types inferred), using DataFusion's readers. A directory of such files
+/// (windrow's rolling Parquet outputs and checkpointed part directories) is one table of all
+/// its files of one format; hidden and unpublished parts (`.part-N.parquet.staged`) are not
+/// read.
 ///
 /// # Errors
-/// An unknown extension, or a file DataFusion cannot open; the message names the file.
+/// An unknown extension, a directory with no files of a known format or with several, or a
+/// file DataFusion cannot open; the message names the path.
 pub async fn register_file(ctx: &SessionContext, name: &str, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let Some(text) = path.to_str() else {
         return plan_err(format!("path {} is not valid UTF-8", path.display()));
     };
-    if !path.is_file() {
-        return Err(WindrowError::Data(format!("table \"{name}\": no such file {}", path.display())));
-    }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = if path.is_dir() {
+        directory_format(name, path)?
+    } else if path.is_file() {
+        path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
+    } else {
+        return Err(WindrowError::Data(format!("table \"{name}\": no such file or directory {}", path.display())));
+    };
     let opened = match ext.as_str() {
         "parquet" => ctx.register_parquet(name, text, ParquetReadOptions::default()).await,
         "arrow" | "ipc" | "feather" => {
@@ -220,6 +227,35 @@ pub async fn register_file(ctx: &SessionContext, name: &str, path: impl AsRef<Pa
         }
     };
     opened.map_err(|e| WindrowError::Data(format!("table \"{name}\": cannot read {}: {e}", path.display())))
+}
+
+/// The one known extension of the visible files in `dir`.
+fn directory_format(name: &str, dir: &Path) -> Result<String> {
+    const KNOWN: [&str; 5] = ["parquet", "arrow", "ipc", "feather", "csv"];
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| WindrowError::Data(format!("table \"{name}\": cannot list {}: {e}", dir.display())))?;
+    let mut found = std::collections::BTreeSet::new();
+    for entry in entries.flatten() {
+        let file = entry.path();
+        let hidden = file.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
+        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        if !hidden && file.is_file() && KNOWN.contains(&ext.as_str()) {
+            found.insert(ext);
+        }
+    }
+    match found.len() {
+        1 => Ok(found.into_iter().next().unwrap_or_default()),
+        0 => Err(WindrowError::Data(format!(
+            "table \"{name}\": directory {} holds no {FILE_FORMATS} files (yet: a checkpointed run publishes its \
+             parts at each checkpoint)",
+            dir.display()
+        ))),
+        _ => Err(WindrowError::Data(format!(
+            "table \"{name}\": directory {} mixes formats ({}); name one file or a directory of one format",
+            dir.display(),
+            found.into_iter().collect::<Vec<_>>().join(", ")
+        ))),
+    }
 }
 
 /// Runs one SQL statement and collects its result.
