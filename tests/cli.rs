@@ -3,12 +3,15 @@
 
 #![allow(clippy::unwrap_used, reason = "a test should fail loudly on an unexpected error")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use assert_cmd::Command;
 use chrono::TimeDelta;
+use common::thousands;
 use windrow::flow::Dataflow;
 use windrow::prelude::*;
 use windrow::source::{CsvSource, IpcSource, ParquetSource, ReadOptions, Source};
@@ -33,18 +36,6 @@ fn read(mut src: impl Source) -> Vec<RecordBatch> {
     let mut out = Vec::new();
     while let Some(b) = src.next_batch() {
         out.push(b.unwrap());
-    }
-    out
-}
-
-fn thousands(n: usize) -> String {
-    let d = n.to_string();
-    let mut out = String::new();
-    for (i, c) in d.chars().enumerate() {
-        if i > 0 && (d.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
     }
     out
 }

@@ -21,6 +21,9 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+mod common;
+
+use common::thousands;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -338,18 +341,6 @@ fn run_with_faults(case: &Case, dir: &Path, faults: &[String]) -> usize {
         assert!(line.contains(&format!(" {} rows", thousands(rows))), "{}: summary of {o}: {stdout}", case.name);
     }
     crashes
-}
-
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Every case, several seeds: two or three crashes at random fault points per trial, each

@@ -285,15 +285,7 @@ pub fn serve_pipeline(
         Some(config) => {
             let files: Vec<&crate::pipeline::PlannedOutput> =
                 outputs.iter().filter(|o| matches!(o.target, crate::pipeline::OutputTarget::File { .. })).collect();
-            let named: Vec<(String, String)> = files
-                .iter()
-                .filter_map(|o| match &o.target {
-                    crate::pipeline::OutputTarget::File { path, .. } => {
-                        Some((o.name.clone(), path.display().to_string()))
-                    }
-                    _ => None,
-                })
-                .collect();
+            let named = crate::pipeline::PlannedOutput::file_outputs(&outputs);
             let warn = |w: &str| eprintln!("windrow serve: warning: {w}");
             let (checkpointer, resumed) = crate::checkpoint::Checkpointer::open(config, &mut runtime, &named, warn)?;
             let mut positions: Vec<crate::checkpoint::InputPosition> = inputs
@@ -306,7 +298,7 @@ pub fn serve_pipeline(
                     return Err(WindrowError::Config(format!(
                         "the state directory {} holds a finished server (every input ended, every window \
                          closed); a new run needs a new --state-dir",
-                        checkpointer_dir(&checkpointer)
+                        checkpointer.dir().display()
                     )));
                 }
                 eprintln!(
@@ -322,18 +314,10 @@ pub fn serve_pipeline(
                 committed = r.outputs.iter().map(|o| (o.parts, o.rows)).collect();
             }
             let mut parts = Vec::with_capacity(files.len());
-            for (o, (committed, committed_rows)) in files.iter().zip(committed) {
-                let crate::pipeline::OutputTarget::File { path, format, roll } = &o.target else { continue };
-                let sink =
-                    crate::sink::PartSink::open(path, *format, schema_of(&o.name)?, committed, *roll, coalesce_rows)?
-                        .with_prior_rows(committed_rows);
-                for removed in sink.removed() {
-                    eprintln!(
-                        "windrow serve: warning: removed {}: not covered by the checkpoint this server resumes from",
-                        removed.display()
-                    );
+            for (o, committed) in files.iter().zip(committed) {
+                if let Some(sink) = o.open_parts(schema_of(&o.name)?, committed, coalesce_rows, warn)? {
+                    parts.push((o.name.clone(), sink));
                 }
-                parts.push((o.name.clone(), sink));
             }
             let committed = positions.iter().map(|p| p.batches).collect();
             Some(DriverCheckpoint { checkpointer, parts, positions, committed })
@@ -379,10 +363,6 @@ pub fn serve_pipeline(
             None => Ok((summary, written)),
         }
     })
-}
-
-fn checkpointer_dir(c: &crate::checkpoint::Checkpointer) -> String {
-    c.dir().display().to_string()
 }
 
 /// Reads output `name` from the server at `url` with `DoGet` until the server ends the stream

@@ -48,6 +48,41 @@ pub struct PlannedOutput {
 }
 
 impl PlannedOutput {
+    /// The `(name, path)` of each file output: what a checkpoint commits (and must match).
+    pub(crate) fn file_outputs(planned: &[PlannedOutput]) -> Vec<(String, String)> {
+        planned
+            .iter()
+            .filter_map(|p| match &p.target {
+                OutputTarget::File { path, .. } => Some((p.name.clone(), path.display().to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A file output's part directory for a checkpointed run, resuming after `committed`
+    /// `(parts, rows)`; parts no checkpoint covers are removed and reported through `warn`.
+    /// `None` for outputs that are not files.
+    ///
+    /// # Errors
+    /// A directory that cannot be created, listed or repaired.
+    pub(crate) fn open_parts(
+        &self,
+        schema: SchemaRef,
+        (parts, rows): (usize, u64),
+        coalesce_rows: usize,
+        mut warn: impl FnMut(&str),
+    ) -> Result<Option<PartSink>> {
+        let OutputTarget::File { path, format, roll } = &self.target else { return Ok(None) };
+        let sink = PartSink::open(path, *format, schema, parts, *roll, coalesce_rows)?.with_prior_rows(rows);
+        for removed in sink.removed() {
+            warn(&format!(
+                "removed {}: not covered by the checkpoint resumed from (it is written again)",
+                removed.display()
+            ));
+        }
+        Ok(Some(sink))
+    }
+
     /// Opens the sink for batches of `schema`; memory outputs also return their handle.
     ///
     /// # Errors
@@ -292,13 +327,7 @@ impl BuiltPipeline {
         let mut ckpt = match checkpoint {
             None => None,
             Some(config) => {
-                let file_outputs: Vec<(String, String)> = planned
-                    .iter()
-                    .filter_map(|p| match &p.target {
-                        OutputTarget::File { path, .. } => Some((p.name.clone(), path.display().to_string())),
-                        _ => None,
-                    })
-                    .collect();
+                let file_outputs = PlannedOutput::file_outputs(&planned);
                 let (c, resumed) = Checkpointer::open(config, &mut runtime, &file_outputs, &mut warn)?;
                 if let Some(r) = resumed {
                     positions = r.inputs;
@@ -321,23 +350,17 @@ impl BuiltPipeline {
 
         let mut outputs = Vec::with_capacity(planned.len());
         let mut handles = Vec::new();
-        for (planned, &(committed, committed_rows)) in planned.iter().zip(&committed_parts) {
+        for (planned, &committed) in planned.iter().zip(&committed_parts) {
             let Some((_, _, schema)) = schemas.iter().find(|(s, p, _)| s == &planned.step && *p == planned.port) else {
                 return Err(WindrowError::Internal(format!("output {} has no step", planned.name)));
             };
-            let sink = match (&planned.target, &ckpt) {
-                (OutputTarget::File { path, format, roll }, Some(_)) => {
-                    let parts = PartSink::open(path, *format, schema.clone(), committed, *roll, coalesce_rows)?
-                        .with_prior_rows(committed_rows);
-                    for removed in parts.removed() {
-                        warn(&format!(
-                            "removed {}: not covered by the checkpoint this run resumes from (it is written again)",
-                            removed.display()
-                        ));
-                    }
-                    OutputSink::Parts(Box::new(parts))
-                }
-                _ => {
+            let parts = match &ckpt {
+                Some(_) => planned.open_parts(schema.clone(), committed, coalesce_rows, &mut warn)?,
+                None => None,
+            };
+            let sink = match parts {
+                Some(parts) => OutputSink::Parts(Box::new(parts)),
+                None => {
                     let (sink, handle) = planned.open(schema.clone(), coalesce_rows)?;
                     if let Some(h) = handle {
                         handles.push((planned.name.clone(), h));
