@@ -303,7 +303,9 @@ impl KeyTable {
         self.0.hash(k)
     }
 
-    /// Interns saved key bytes with their saved hash (restore).
+    /// Interns saved key bytes with their saved hash (restore). Kept out of line: it is cold,
+    /// and a second inlined caller of the interner changed how the hot path was inlined.
+    #[inline(never)]
     pub fn intern_saved(&mut self, bytes: &[u8], hash: u64) -> Result<(u32, bool)> {
         self.0.intern(bytes, hash)
     }

@@ -45,6 +45,7 @@ impl Sessions {
     /// Assigns `ts` to a session (creating one when none matches) and returns the assigned
     /// session's `(id, slot, first, last)` right after the assignment (before merges). Merges the assignment causes are appended to `merges`, in the
     /// order they must be applied, after the row has been applied to the assigned slot.
+    #[inline]
     pub fn assign(
         &mut self,
         ts: i64,
