@@ -243,7 +243,7 @@ impl BoundKeys {
                 let mut offsets = Vec::with_capacity(ids.len() + 1);
                 offsets.push(0i32);
                 for k in ids {
-                    values.extend_from_slice(table.key(k));
+                    table.0.append_to(k, &mut values);
                     let end = i32::try_from(values.len())
                         .map_err(|_| WindrowError::Internal("closed windows' keys exceed 2 GiB".into()))?;
                     offsets.push(end);
@@ -271,6 +271,17 @@ impl BoundKeys {
         let fields: Vec<FieldRef> = self.fields.iter().cloned().chain(rest).collect();
         Arc::new(Schema::new(fields))
     }
+}
+
+/// The shard (of `nshards`) that owns keys with `hash`.
+///
+/// A multiply-shift on bits 24..56 of the hash instead of `hash % nshards`: no division per
+/// row, and the bits it uses are neither the low bits the shard's hash table indexes buckets
+/// with nor the top bits it keeps as tags, so every shard's table still sees well-spread hashes
+/// (with `%` and two shards, each table used only every other bucket).
+#[inline]
+pub(crate) fn shard_of(hash: u64, nshards: usize) -> usize {
+    ((u64::from((hash >> 24) as u32) * nshards as u64) >> 32) as usize
 }
 
 /// Dense per-shard key ids, with each key's bytes kept in one arena.

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use datafusion::logical_expr::Expr;
 
-use super::keys::{BoundKeys, KeySpec, bind_expr};
+use super::keys::{BoundKeys, KeySpec, bind_expr, shard_of};
 use super::shard::{ClockState, Lateness, Shard, ShardConfig, ShardState, state_col};
 use crate::agg::{
     Agg, AggFactory, ArgBestFactory, BuiltinFactory, ByInput, CollectDictFactory, CollectFactory, CollectInto,
@@ -736,16 +736,34 @@ impl WindowOperator {
                 None
             }
         };
+        // Most batches have nothing to refuse: no null key, time or aggregated value, and
+        // every time within the representable range (an interval, so its extremes decide).
+        // Those skip the per-row checks.
+        let all_valid = keys.null_key.is_none()
+            && times.invalid.is_none()
+            && agg_nulls.is_none()
+            && fixed.is_none_or(|f| {
+                let (lo, hi) = times.values.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+                n == 0 || (f.representable(lo) && f.representable(hi))
+            });
         // Per chunk: the refused rows with their reasons, and each shard's rows.
         type Split = (Vec<(u32, String)>, Vec<Vec<u32>>);
         let split = |range: std::ops::Range<usize>| -> Split {
             let mut errors = Vec::new();
             let mut parts: Vec<Vec<u32>> = vec![Vec::with_capacity(range.len() / nshards + 1); nshards];
-            for r in range {
-                match check(r) {
-                    Some(reason) => errors.push((r as u32, reason)),
-                    None if nshards == 1 => parts[0].push(r as u32),
-                    None => parts[(keys.hashes[r] % nshards as u64) as usize].push(r as u32),
+            if all_valid && nshards == 1 {
+                parts[0].extend(range.map(|r| r as u32));
+            } else if all_valid {
+                for r in range {
+                    parts[shard_of(keys.hashes[r], nshards)].push(r as u32);
+                }
+            } else {
+                for r in range {
+                    match check(r) {
+                        Some(reason) => errors.push((r as u32, reason)),
+                        None if nshards == 1 => parts[0].push(r as u32),
+                        None => parts[shard_of(keys.hashes[r], nshards)].push(r as u32),
+                    }
                 }
             }
             (errors, parts)
@@ -1034,7 +1052,7 @@ impl WindowOperator {
             // Each saved key's new shard and id there.
             let mut placed: Vec<(usize, u32)> = Vec::with_capacity(keys.num_rows());
             for r in 0..keys.num_rows() {
-                let shard = if nshards == 1 { 0 } else { (hash.value(r) % nshards as u64) as usize };
+                let shard = shard_of(hash.value(r), nshards);
                 let clock = ClockState { base: base.value(r), sys_of_max: sys.value(r) };
                 let next = next_id.is_valid(r).then(|| next_id.value(r));
                 let k = self.shards[shard].restore_key(&self.cfg, bytes.value(r), hash.value(r), clock, next)?;
