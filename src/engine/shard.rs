@@ -111,29 +111,49 @@ pub(crate) struct ShardOutput {
     pub meta: Option<RecordBatch>,
 }
 
-pub(crate) struct Shard {
-    keys: KeyTable,
-    clocks: Vec<ClockState>,
-    fixed: Vec<Vec<OpenWindow>>,
-    /// Tumbling windows: each key's most recently used open window, so that the common case
+/// What the per-row loop reads and writes for a key, together in one cache line (with many
+/// keys, separate vectors cost a cache miss each per row).
+#[derive(Clone, Copy, Debug)]
+#[repr(align(64))]
+struct KeySlot {
+    clock: ClockState,
+    /// Tumbling windows: the key's most recently used open window, so that the common case
     /// (the row falls into the window the key's previous row used) needs no division and no
     /// search. Reset whenever one of the key's windows closes (its slot may be reused).
-    recent: Vec<OpenWindow>,
+    recent: OpenWindow,
+    /// The last step whose rows touched the key (each touched key is settled once).
+    touched_at: u64,
+    /// In `active`.
+    active: bool,
+}
+
+impl KeySlot {
+    fn new(clock: ClockState) -> Self {
+        KeySlot { clock, recent: NO_WINDOW, touched_at: u64::MAX, active: false }
+    }
+}
+
+pub(crate) struct Shard {
+    keys: KeyTable,
+    per_key: Vec<KeySlot>,
+    fixed: Vec<Vec<OpenWindow>>,
     sessions: Vec<Sessions>,
     queues: Vec<Vec<Queued>>,
     /// Keys with open windows or queued rows, for stream-scope settling and end of input.
     active: Vec<u32>,
-    is_active: Vec<bool>,
     touched: Vec<u32>,
-    touched_at: Vec<u64>,
     free_slots: Vec<u32>,
     next_slot: u32,
     open_windows: usize,
     agg: Box<dyn SlotAgg>,
     store: BatchStore,
     // Scratch, reused across batches.
-    op_refs: Vec<RowRef>,
+    /// Queued aggregation updates: row `op_rows[i]` goes to slot `op_slots[i]`; the rows
+    /// come from the batch of the last `op_batches` entry starting at or before `i`.
+    op_rows: Vec<u32>,
     op_slots: Vec<u32>,
+    /// `(first op, batch seq)` for each run of ops from one batch.
+    op_batches: Vec<(usize, u64)>,
     op_merges: Vec<(usize, Merge)>,
     /// With `track_ctx`: one entry per applied row and per merge, in application order.
     op_ctx: Vec<OpCtx>,
@@ -148,22 +168,20 @@ impl Shard {
     pub fn new(agg: Box<dyn SlotAgg>) -> Self {
         Shard {
             keys: KeyTable::default(),
-            clocks: Vec::new(),
+            per_key: Vec::new(),
             fixed: Vec::new(),
-            recent: Vec::new(),
             sessions: Vec::new(),
             queues: Vec::new(),
             active: Vec::new(),
-            is_active: Vec::new(),
             touched: Vec::new(),
-            touched_at: Vec::new(),
             free_slots: Vec::new(),
             next_slot: 0,
             open_windows: 0,
             agg,
             store: BatchStore::default(),
-            op_refs: Vec::new(),
+            op_rows: Vec::new(),
             op_slots: Vec::new(),
+            op_batches: Vec::new(),
             op_merges: Vec::new(),
             op_ctx: Vec::new(),
             merges: Vec::new(),
@@ -196,8 +214,8 @@ impl Shard {
     }
 
     fn mark_active(&mut self, k: u32) {
-        if !self.is_active[k as usize] {
-            self.is_active[k as usize] = true;
+        if !self.per_key[k as usize].active {
+            self.per_key[k as usize].active = true;
             self.active.push(k);
         }
     }
@@ -217,30 +235,21 @@ impl Shard {
     ) -> Result<Vec<(u32, i64)>> {
         self.store.pin(seq, batch);
         let mut late = Vec::new();
+        let tumbling = matches!(cfg.windower, BoundWindower::Fixed(f) if f.offset == f.length);
+        let wait = cfg.wait;
         for &r in rows {
             let (k, new) = self.keys.intern(keys, r as usize)?;
             if new {
-                self.clocks.push(ClockState::new(sys_now));
-                match cfg.windower {
-                    BoundWindower::Fixed(_) => {
-                        self.fixed.push(Vec::new());
-                        self.recent.push(NO_WINDOW);
-                    }
-                    BoundWindower::Session { .. } => self.sessions.push(Sessions::default()),
-                }
-                if cfg.ordered {
-                    self.queues.push(Vec::new());
-                }
-                self.is_active.push(false);
-                self.touched_at.push(u64::MAX);
+                self.add_key(cfg, ClockState::new(sys_now), 0);
             }
             let ts = times[r as usize];
             let is_late = match lateness {
                 Lateness::PerKey => {
-                    let cand = cfg.wait.and_then(|w| ts.checked_sub(w));
-                    let w = self.clocks[k as usize].offer(cand, sys_now);
-                    if self.touched_at[k as usize] != seq {
-                        self.touched_at[k as usize] = seq;
+                    let cand = wait.and_then(|w| ts.checked_sub(w));
+                    let slot = &mut self.per_key[k as usize];
+                    let w = slot.clock.offer(cand, sys_now);
+                    if slot.touched_at != seq {
+                        slot.touched_at = seq;
                         self.touched.push(k);
                     }
                     ts < w
@@ -263,6 +272,16 @@ impl Shard {
             if cfg.ordered {
                 self.queues[k as usize].push(Queued { ts, row });
                 self.store.retain(seq, 1);
+                continue;
+            }
+            // Tumbling, and the row falls into the window the key's previous row used: the
+            // common case, handled here without a division or a search.
+            let recent = self.per_key[k as usize].recent;
+            if tumbling && recent.start <= ts && ts < recent.end {
+                self.push_op(row, recent.slot);
+                if cfg.track_ctx {
+                    self.op_ctx.push((k, recent.id, recent.start, recent.end));
+                }
             } else {
                 self.apply(cfg, k, ts, row);
             }
@@ -273,7 +292,7 @@ impl Shard {
             Lateness::PerKey => {
                 let touched = std::mem::take(&mut self.touched);
                 for &k in &touched {
-                    let w = self.clocks[k as usize].current(sys_now);
+                    let w = self.per_key[k as usize].clock.current(sys_now);
                     self.settle(cfg, k, w, false);
                 }
                 self.touched = touched;
@@ -293,7 +312,7 @@ impl Shard {
 
     /// Settles every key with state at its own current watermark (live-mode timers).
     pub fn settle_all_per_key(&mut self, cfg: &ShardConfig, sys_now: i64) {
-        let watermarks: Vec<i64> = self.clocks.iter().map(|c| c.current(sys_now)).collect();
+        let watermarks: Vec<i64> = self.per_key.iter().map(|s| s.clock.current(sys_now)).collect();
         self.settle_active(cfg, |k| watermarks[k as usize], false);
     }
 
@@ -305,14 +324,14 @@ impl Shard {
             self.settle(cfg, k, watermark(k), eof);
         }
         self.active = active;
-        let is_active = &mut self.is_active;
+        let per_key = &mut self.per_key;
         let (fixed, sessions, queues) = (&self.fixed, &self.sessions, &self.queues);
         self.active.retain(|&k| {
             let ku = k as usize;
             let has_windows =
                 fixed.get(ku).is_some_and(|v| !v.is_empty()) || sessions.get(ku).is_some_and(|s| !s.live.is_empty());
             let keep = has_windows || queues.get(ku).is_some_and(|q| !q.is_empty());
-            is_active[ku] = keep;
+            per_key[ku].active = keep;
             keep
         });
     }
@@ -353,11 +372,11 @@ impl Shard {
                     }
                 });
                 if max_end != NEG_INF {
-                    self.recent[ku] = NO_WINDOW;
+                    self.per_key[ku].recent = NO_WINDOW;
                 }
                 if eof && max_end != NEG_INF {
                     // Spec §9.3: a continuation after end of input can never reopen a window.
-                    let c = &mut self.clocks[ku];
+                    let c = &mut self.per_key[ku].clock;
                     c.base = c.base.max(max_end);
                 }
                 if open.is_empty() {
@@ -388,13 +407,12 @@ impl Shard {
                 let mut merges = std::mem::take(&mut self.merges);
                 let mut sessions = std::mem::take(&mut self.sessions[k as usize]);
                 let (id, slot, first, last) = sessions.assign(ts, gap, || self.alloc_slot(), &mut merges);
-                self.op_refs.push(row);
-                self.op_slots.push(slot);
+                self.push_op(row, slot);
                 if cfg.track_ctx {
                     self.op_ctx.push((k, id, first, last));
                 }
                 for m in merges.drain(..) {
-                    self.op_merges.push((self.op_refs.len(), m));
+                    self.op_merges.push((self.op_rows.len(), m));
                     self.freed.push(m.original_slot);
                     self.open_windows -= 1;
                     if cfg.track_ctx {
@@ -410,53 +428,67 @@ impl Shard {
 
     #[inline]
     fn apply_fixed(&mut self, f: &FixedWindows, k: u32, ts: i64, row: RowRef, track_ctx: bool) {
+        // (Tumbling rows that fall into the key's most recent window were handled by the
+        // caller.)
         let tumbling = f.offset == f.length;
-        if tumbling {
-            let w = self.recent[k as usize];
-            // The window [start, end) holding ts is the only tumbling window containing it.
-            if w.start <= ts && ts < w.end {
-                self.op_refs.push(row);
-                self.op_slots.push(w.slot);
-                if track_ctx {
-                    self.op_ctx.push((k, w.id, w.start, w.end));
-                }
-                return;
-            }
-        }
         let Some((first, last)) = f.ids(ts) else {
             return;
         };
+        // Windows are mostly created in id order and close from the front, so the row's first
+        // window is usually near the front and each next id right after the previous one:
+        // try there before scanning.
+        let mut hint = 0;
         for id in first..=last {
-            let existing = self.fixed[k as usize].iter().find(|w| w.id == id).map(|w| (w.slot, w.start, w.end));
-            let (slot, start, end) = match existing {
-                Some(found) => found,
+            let open = &self.fixed[k as usize];
+            let at = match open.get(hint) {
+                Some(w) if w.id == id => Some(hint),
+                _ => open.iter().position(|w| w.id == id),
+            };
+            let (slot, start, end) = match at {
+                Some(i) => {
+                    hint = i + 1;
+                    let w = &open[i];
+                    (w.slot, w.start, w.end)
+                }
                 None => {
                     let (start, end) = f.bounds(id).unwrap_or((ts, ts));
                     let slot = self.alloc_slot();
-                    self.fixed[k as usize].push(OpenWindow { id, start, end, slot });
+                    let open = &mut self.fixed[k as usize];
+                    open.push(OpenWindow { id, start, end, slot });
+                    hint = open.len();
                     (slot, start, end)
                 }
             };
-            self.op_refs.push(row);
-            self.op_slots.push(slot);
+            self.push_op(row, slot);
             if track_ctx {
                 self.op_ctx.push((k, id, start, end));
             }
             if tumbling {
-                self.recent[k as usize] = OpenWindow { id, start, end, slot };
+                self.per_key[k as usize].recent = OpenWindow { id, start, end, slot };
             }
         }
     }
 
+    /// Queues the update of `slot` with `row`.
+    #[inline]
+    fn push_op(&mut self, row: RowRef, slot: u32) {
+        if self.op_batches.last().is_none_or(|&(_, seq)| seq != row.batch) {
+            self.op_batches.push((self.op_rows.len(), row.batch));
+        }
+        self.op_rows.push(row.row);
+        self.op_slots.push(slot);
+    }
+
     /// Runs the queued aggregation updates: runs of one batch between merges.
     fn flush_ops(&mut self) -> Result<()> {
-        let refs = std::mem::take(&mut self.op_refs);
+        let rows = std::mem::take(&mut self.op_rows);
         let slots = std::mem::take(&mut self.op_slots);
+        let batches = std::mem::take(&mut self.op_batches);
         let merges = std::mem::take(&mut self.op_merges);
-        let mut rows_scratch: Vec<u32> = Vec::new();
         let mut start = 0;
+        let mut run = 0; // index into `batches` of the run holding op `start`
         let mut merge_iter = merges.iter().peekable();
-        while start < refs.len() || merge_iter.peek().is_some() {
+        while start < rows.len() || merge_iter.peek().is_some() {
             // Merges that come before position `start`.
             while let Some((pos, m)) = merge_iter.peek() {
                 if *pos <= start {
@@ -466,33 +498,38 @@ impl Shard {
                     break;
                 }
             }
-            if start >= refs.len() {
+            if start >= rows.len() {
                 continue;
             }
-            let limit = merge_iter.peek().map_or(refs.len(), |(p, _)| *p);
-            let seq = refs[start].batch;
-            let mut end = start;
-            while end < limit && refs[end].batch == seq {
-                end += 1;
+            while batches.get(run + 1).is_some_and(|&(first, _)| first <= start) {
+                run += 1;
             }
-            rows_scratch.clear();
-            rows_scratch.extend(refs[start..end].iter().map(|r| r.row));
+            let seq = batches[run].1;
+            let run_end = batches.get(run + 1).map_or(rows.len(), |&(first, _)| first);
+            let end = merge_iter.peek().map_or(rows.len(), |(p, _)| *p).min(run_end);
             let batch = self
                 .store
                 .get(seq)
                 .cloned()
                 .ok_or_else(|| WindrowError::Internal(format!("batch {seq} not retained")))?;
-            self.agg.update(&BatchView { seq, batch: &batch }, &rows_scratch, &slots[start..end], &mut self.store)?;
+            self.agg.update(
+                &BatchView { seq, batch: &batch },
+                &rows[start..end],
+                &slots[start..end],
+                &mut self.store,
+            )?;
             start = end;
         }
         for seq in self.queue_releases.drain(..) {
             self.store.release(seq, 1);
         }
-        let (mut refs, mut slots) = (refs, slots);
-        refs.clear();
+        let (mut rows, mut slots, mut batches) = (rows, slots, batches);
+        rows.clear();
         slots.clear();
-        self.op_refs = refs;
+        batches.clear();
+        self.op_rows = rows;
         self.op_slots = slots;
+        self.op_batches = batches;
         let mut merges = merges;
         merges.clear();
         self.op_merges = merges;
@@ -516,7 +553,21 @@ impl Shard {
         meta_schema: &SchemaRef,
         ts_type: &DataType,
     ) -> Result<ShardOutput> {
-        let closed = std::mem::take(&mut self.closed);
+        let mut closed = std::mem::take(&mut self.closed);
+        let out = self.emit(&closed, keys, down_schema, meta_schema, ts_type);
+        closed.clear();
+        self.closed = closed; // keeps its capacity for the next step
+        out
+    }
+
+    fn emit(
+        &mut self,
+        closed: &[Closed],
+        keys: &BoundKeys,
+        down_schema: &SchemaRef,
+        meta_schema: &SchemaRef,
+        ts_type: &DataType,
+    ) -> Result<ShardOutput> {
         let slots: Vec<u32> = closed.iter().map(|c| c.slot).collect();
         let results = if closed.is_empty() { Vec::new() } else { self.agg.evaluate(&slots, &mut self.store)? };
         self.open_windows -= closed.len();
@@ -550,18 +601,26 @@ impl Shard {
                 }
                 _ => None,
             }
-        } else if closed.is_empty() {
-            None
         } else {
-            let windows: Vec<OpCtx> = closed.iter().map(|c| (c.key, c.id, c.start, c.end)).collect();
-            Some(window_rows(key_arrays.clone(), down_schema, ts_type, &windows, results)?)
+            None
         };
         self.release_freed();
         if closed.is_empty() {
             return Ok(ShardOutput { down, meta: None });
         }
 
+        // `down` (one row per window) and `meta` share the key, id and bound columns.
         let ids: ArrayRef = Arc::new(closed.iter().map(|c| c.id).collect::<Int64Array>());
+        let starts = ts_array(closed.iter().map(|c| c.start), ts_type)?;
+        let ends = ts_array(closed.iter().map(|c| c.end), ts_type)?;
+        let down = if self.agg.emits_rows() {
+            down
+        } else {
+            let mut cols = key_arrays.clone();
+            cols.extend([ids.clone(), starts.clone(), ends.clone()]);
+            cols.extend(results);
+            Some(RecordBatch::try_new(down_schema.clone(), cols)?)
+        };
         let merged_values: Int64Array = closed.iter().flat_map(|c| c.merged.iter().copied()).collect();
         let offsets = OffsetBuffer::from_lengths(closed.iter().map(|c| c.merged.len()));
         let DataType::List(item) = meta_schema.field(meta_schema.fields().len() - 1).data_type() else {
@@ -569,12 +628,7 @@ impl Shard {
         };
         let merged = ListArray::try_new(item.clone(), offsets, Arc::new(merged_values), None)?;
         let mut meta_cols = key_arrays;
-        meta_cols.extend([
-            ids,
-            ts_array(closed.iter().map(|c| c.start), ts_type)?,
-            ts_array(closed.iter().map(|c| c.end), ts_type)?,
-            Arc::new(merged) as ArrayRef,
-        ]);
+        meta_cols.extend([ids, starts, ends, Arc::new(merged) as ArrayRef]);
         let meta = RecordBatch::try_new(meta_schema.clone(), meta_cols)?;
         Ok(ShardOutput { down, meta: Some(meta) })
     }
@@ -667,8 +721,8 @@ impl Shard {
         let keys = state_batch(vec![
             ("key".into(), Arc::new(key_bytes.finish()) as ArrayRef),
             ("hash".into(), Arc::new((0..n as u32).map(|k| self.keys.hash(k)).collect::<UInt64Array>())),
-            ("base".into(), Arc::new(self.clocks.iter().map(|c| c.base).collect::<Int64Array>())),
-            ("sys_of_max".into(), Arc::new(self.clocks.iter().map(|c| c.sys_of_max).collect::<Int64Array>())),
+            ("base".into(), Arc::new(self.per_key.iter().map(|s| s.clock.base).collect::<Int64Array>())),
+            ("sys_of_max".into(), Arc::new(self.per_key.iter().map(|s| s.clock.sys_of_max).collect::<Int64Array>())),
             (
                 "next_id".into(),
                 Arc::new((0..n).map(|k| sessions.then(|| self.sessions[k].next_id)).collect::<Int64Array>()),
@@ -787,22 +841,25 @@ impl Shard {
         if !new {
             return Err(WindrowError::Data("checkpoint holds the same key twice".into()));
         }
-        self.clocks.push(clock);
+        self.add_key(cfg, clock, next_id.unwrap_or(0));
+        Ok(k)
+    }
+
+    /// Per-key state for a newly interned key. Rare (once per key) and kept out of the
+    /// per-row loop.
+    #[cold]
+    #[inline(never)]
+    fn add_key(&mut self, cfg: &ShardConfig, clock: ClockState, next_session_id: i64) {
+        self.per_key.push(KeySlot::new(clock));
         match cfg.windower {
-            BoundWindower::Fixed(_) => {
-                self.fixed.push(Vec::new());
-                self.recent.push(NO_WINDOW);
-            }
+            BoundWindower::Fixed(_) => self.fixed.push(Vec::new()),
             BoundWindower::Session { .. } => {
-                self.sessions.push(Sessions { live: Vec::new(), next_id: next_id.unwrap_or(0) })
+                self.sessions.push(Sessions { live: Vec::new(), next_id: next_session_id })
             }
         }
         if cfg.ordered {
             self.queues.push(Vec::new());
         }
-        self.is_active.push(false);
-        self.touched_at.push(u64::MAX);
-        Ok(k)
     }
 
     /// Makes restored rows available (pinned until [`end_restore`](Self::end_restore)).
