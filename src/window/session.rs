@@ -69,7 +69,7 @@ impl Sessions {
             };
             if extended {
                 let assigned = (s.id, s.slot, s.first, s.last);
-                self.detect_merges(gap, merges);
+                self.detect_merges(i, gap, merges);
                 return assigned;
             }
         }
@@ -85,9 +85,10 @@ impl Sessions {
         self.live.iter().find(|s| s.id == id).map(|s| (s.first, s.last))
     }
 
-    /// The sweep of spec §5.2.2: sessions sorted by `first` (stable), each merged into the
-    /// current one when it starts within `gap` of the current one's end.
-    fn detect_merges(&mut self, gap: i64, merges: &mut Vec<Merge>) {
+    /// The sweep of spec §5.2.2 after session `extended` grew: sessions sorted by `first`
+    /// (stable), each merged into the current one when it starts within `gap` of the current
+    /// one's end.
+    fn detect_merges(&mut self, extended: usize, gap: i64, merges: &mut Vec<Merge>) {
         if self.live.len() < 2 {
             return;
         }
@@ -95,6 +96,10 @@ impl Sessions {
         // created in time order already; then the order is the identity and needs no sort.
         let n = self.live.len();
         let sorted = self.live.windows(2).all(|w| w[0].first <= w[1].first);
+        if sorted {
+            self.sweep_sorted_from(extended, gap, merges);
+            return;
+        }
         let mut order: Vec<usize> = Vec::new();
         if !sorted {
             order.extend(0..n);
@@ -114,6 +119,37 @@ impl Sessions {
                 // A merged-away session is marked by an impossible slot and dropped below.
                 self.live[next].slot = REMOVED;
                 any_removed = true;
+            } else {
+                current = next;
+            }
+        }
+        if any_removed {
+            self.live.retain(|s| s.slot != REMOVED);
+        }
+    }
+
+    /// The sweep over sessions already in order of `first`, from the one before `extended`.
+    ///
+    /// Every assignment ends with no two neighbours (in sweep order) within `gap` of each
+    /// other: a new session is within `gap` of none, and each extension is followed by a
+    /// sweep. So only the extended session can merge now — into the one before it, or with
+    /// those after it — and the sweep can start just before it and stop at the first
+    /// non-merging step past it: the same merges, in the same order, as a sweep of all.
+    fn sweep_sorted_from(&mut self, extended: usize, gap: i64, merges: &mut Vec<Merge>) {
+        let start = extended.saturating_sub(1);
+        let mut current = start;
+        let mut any_removed = false;
+        for next in start + 1..self.live.len() {
+            if within(self.live[next].first, self.live[current].last, gap) {
+                let (next_last, next_id, next_slot) = (self.live[next].last, self.live[next].id, self.live[next].slot);
+                let cur = &mut self.live[current];
+                cur.last = cur.last.max(next_last);
+                cur.merged.push(next_id);
+                merges.push(Merge { original_slot: next_slot, target_slot: cur.slot, target_id: cur.id });
+                self.live[next].slot = REMOVED;
+                any_removed = true;
+            } else if next > extended {
+                break;
             } else {
                 current = next;
             }
@@ -190,7 +226,7 @@ mod tests {
         let session = |id: i64, t: i64| Session { id, first: t, last: t, merged: Vec::new(), slot: id as u32 };
         let mut s = Sessions { live: vec![session(0, 0), session(1, 20), session(2, 25), session(3, 40)], next_id: 4 };
         let mut merges = Vec::new();
-        s.detect_merges(GAP, &mut merges);
+        s.detect_merges(1, GAP, &mut merges);
         assert_eq!(bounds(&s), vec![(0, 0, 0, vec![]), (1, 20, 25, vec![2]), (3, 40, 40, vec![])]);
         assert_eq!(merges, vec![Merge { original_slot: 2, target_slot: 1, target_id: 1 }]);
         // Through assignment: 25 extends session 1 to [20, 25]; 40 − 25 > 10, so no merge.
