@@ -434,15 +434,28 @@ impl Shard {
         let Some((first, last)) = f.ids(ts) else {
             return;
         };
-        // Windows are mostly created in id order and close from the front, so the row's first
-        // window is usually near the front and each next id right after the previous one:
-        // try there before scanning.
-        let mut hint = 0;
+        // Sliding windows, all of the row's windows open and stored consecutively (the common
+        // case): queue the updates in one go.
+        if !tumbling && !track_ctx {
+            let open = &self.fixed[k as usize];
+            let count = usize::try_from(last - first + 1).unwrap_or(0);
+            let consecutive = |p: &usize| {
+                open.get(*p..*p + count).is_some_and(|run| run.iter().zip(first..).all(|(w, id)| w.id == id))
+            };
+            if let Some(p) = find_open(open, first).filter(consecutive) {
+                self.start_batch_run(row.batch);
+                self.op_rows.extend(std::iter::repeat_n(row.row, count));
+                self.op_slots.extend(self.fixed[k as usize][p..p + count].iter().map(|w| w.slot));
+                return;
+            }
+        }
+        // Each next id is usually right after the previous one: try there first.
+        let mut hint = usize::MAX;
         for id in first..=last {
             let open = &self.fixed[k as usize];
             let at = match open.get(hint) {
                 Some(w) if w.id == id => Some(hint),
-                _ => open.iter().position(|w| w.id == id),
+                _ => find_open(open, id),
             };
             let (slot, start, end) = match at {
                 Some(i) => {
@@ -472,11 +485,18 @@ impl Shard {
     /// Queues the update of `slot` with `row`.
     #[inline]
     fn push_op(&mut self, row: RowRef, slot: u32) {
-        if self.op_batches.last().is_none_or(|&(_, seq)| seq != row.batch) {
-            self.op_batches.push((self.op_rows.len(), row.batch));
-        }
+        self.start_batch_run(row.batch);
         self.op_rows.push(row.row);
         self.op_slots.push(slot);
+    }
+
+    /// Starts a new run in `op_batches` if the next op's row is from another batch than the
+    /// last op's.
+    #[inline]
+    fn start_batch_run(&mut self, seq: u64) {
+        if self.op_batches.last().is_none_or(|&(_, last)| last != seq) {
+            self.op_batches.push((self.op_rows.len(), seq));
+        }
     }
 
     /// Runs the queued aggregation updates: runs of one batch between merges.
@@ -640,6 +660,20 @@ impl Shard {
     /// Retained input batches (memory diagnostics).
     pub fn retained_batches(&self) -> usize {
         self.store.len()
+    }
+}
+
+/// The position of window `id` among a key's open windows. They are created mostly in id
+/// order and close from the front, so they are usually consecutive ids: `id − first id` is
+/// tried before a scan. (Between two settles a key can collect many open windows: a batch
+/// spans minutes of event time per key.)
+#[inline]
+fn find_open(open: &[OpenWindow], id: i64) -> Option<usize> {
+    let base = open.first()?.id;
+    let guess = id.checked_sub(base).and_then(|d| usize::try_from(d).ok());
+    match guess {
+        Some(g) if open.get(g).is_some_and(|w| w.id == id) => Some(g),
+        _ => open.iter().position(|w| w.id == id),
     }
 }
 
