@@ -376,16 +376,18 @@ struct Numeric {
 }
 
 impl Numeric {
-    fn fold_i(&self, acc: i64, v: i64) -> i64 {
-        match self.kind {
+    #[inline(always)]
+    fn fold_i(kind: Kind, acc: i64, v: i64) -> i64 {
+        match kind {
             Kind::Sum => acc.wrapping_add(v),
             Kind::Min => acc.min(v),
             Kind::Max => acc.max(v),
             Kind::CountNonNull | Kind::Mean => acc,
         }
     }
-    fn fold_f(&self, acc: f64, v: f64) -> f64 {
-        match self.kind {
+    #[inline(always)]
+    fn fold_f(kind: Kind, acc: f64, v: f64) -> f64 {
+        match kind {
             Kind::Sum | Kind::Mean => acc + v,
             Kind::Min => {
                 if v.total_cmp(&acc).is_lt() {
@@ -402,6 +404,31 @@ impl Numeric {
                 }
             }
             Kind::CountNonNull => acc,
+        }
+    }
+}
+
+/// Folds the values of `rows` into the accumulators of `slots` (the first value of a slot is
+/// taken as is), skipping nulls; `n` counts the values folded per slot.
+#[inline]
+fn fold_rows<T: Copy>(
+    acc: &mut [T],
+    n: &mut [i64],
+    vals: &[T],
+    rows: &[u32],
+    slots: &[u32],
+    nulls: Option<&arrow::buffer::NullBuffer>,
+    fold: impl Fn(T, T) -> T,
+) {
+    let mut one = |r: u32, s: u32| {
+        let (s, v) = (s as usize, vals[r as usize]);
+        acc[s] = if n[s] == 0 { v } else { fold(acc[s], v) };
+        n[s] += 1;
+    };
+    match nulls {
+        None => rows.iter().zip(slots).for_each(|(&r, &s)| one(r, s)),
+        Some(nulls) => {
+            rows.iter().zip(slots).filter(|(r, _)| nulls.is_valid(**r as usize)).for_each(|(&r, &s)| one(r, s))
         }
     }
 }
@@ -427,27 +454,24 @@ impl SlotAgg for Numeric {
             return Ok(());
         }
         let nulls = col.logical_nulls();
-        let valid = |r: u32| nulls.as_ref().is_none_or(|n| n.is_valid(r as usize));
+        let nulls = nulls.as_ref();
+        // One loop per aggregate kind (a constant in each arm, so the fold's `match` is
+        // resolved at compile time), not a match per row.
+        macro_rules! fold_as {
+            ($fold:path, $acc:expr, $vals:expr, $($kind:ident),+) => {
+                match self.kind {
+                    $(Kind::$kind => fold_rows($acc, &mut self.n, $vals, rows, slots, nulls, |a, v| $fold(Kind::$kind, a, v)),)+
+                }
+            };
+        }
         if self.int {
             let arr = cast(col, &DataType::Int64)?;
             let vals = arr.as_primitive::<Int64Type>().values();
-            for (&r, &s) in rows.iter().zip(slots) {
-                if valid(r) {
-                    let (s, v) = (s as usize, vals[r as usize]);
-                    self.i[s] = if self.n[s] == 0 { v } else { self.fold_i(self.i[s], v) };
-                    self.n[s] += 1;
-                }
-            }
+            fold_as!(Self::fold_i, &mut self.i, vals, Sum, Min, Max, Mean, CountNonNull);
         } else {
             let arr = cast(col, &DataType::Float64)?;
             let vals = arr.as_primitive::<Float64Type>().values();
-            for (&r, &s) in rows.iter().zip(slots) {
-                if valid(r) {
-                    let (s, v) = (s as usize, vals[r as usize]);
-                    self.f[s] = if self.n[s] == 0 { v } else { self.fold_f(self.f[s], v) };
-                    self.n[s] += 1;
-                }
-            }
+            fold_as!(Self::fold_f, &mut self.f, vals, Sum, Min, Max, Mean, CountNonNull);
         }
         Ok(())
     }
@@ -458,10 +482,10 @@ impl SlotAgg for Numeric {
         if on > 0 && self.kind != Kind::CountNonNull {
             if self.int {
                 let v = std::mem::take(&mut self.i[o]);
-                self.i[t] = if self.n[t] == 0 { v } else { self.fold_i(self.i[t], v) };
+                self.i[t] = if self.n[t] == 0 { v } else { Self::fold_i(self.kind, self.i[t], v) };
             } else {
                 let v = std::mem::take(&mut self.f[o]);
-                self.f[t] = if self.n[t] == 0 { v } else { self.fold_f(self.f[t], v) };
+                self.f[t] = if self.n[t] == 0 { v } else { Self::fold_f(self.kind, self.f[t], v) };
             }
         }
         self.n[t] += on;
