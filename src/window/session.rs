@@ -50,8 +50,21 @@ impl Sessions {
         &mut self,
         ts: i64,
         gap: i64,
+        new_slot: impl FnMut() -> u32,
+        merges: &mut Vec<Merge>,
+    ) -> (i64, u32, i64, i64) {
+        self.assign_with(ts, gap, new_slot, merges, Self::detect_merges)
+    }
+
+    /// [`assign`](Self::assign) with the merge sweep `sweep(self, extended, gap, merges)`.
+    #[inline]
+    fn assign_with(
+        &mut self,
+        ts: i64,
+        gap: i64,
         mut new_slot: impl FnMut() -> u32,
         merges: &mut Vec<Merge>,
+        sweep: impl FnOnce(&mut Self, usize, i64, &mut Vec<Merge>),
     ) -> (i64, u32, i64, i64) {
         for i in 0..self.live.len() {
             let s = &mut self.live[i];
@@ -69,7 +82,7 @@ impl Sessions {
             };
             if extended {
                 let assigned = (s.id, s.slot, s.first, s.last);
-                self.detect_merges(i, gap, merges);
+                sweep(self, i, gap, merges);
                 return assigned;
             }
         }
@@ -94,10 +107,18 @@ impl Sessions {
         }
         // The sweep visits sessions by `first`, ties in creation order. Sessions are usually
         // created in time order already; then the order is the identity and needs no sort.
-        let n = self.live.len();
         let sorted = self.live.windows(2).all(|w| w[0].first <= w[1].first);
         if sorted {
             self.sweep_sorted_from(extended, gap, merges);
+        } else {
+            self.sweep_all(sorted, gap, merges);
+        }
+    }
+
+    /// The sweep over all sessions (`sorted`: already in order of `first`).
+    fn sweep_all(&mut self, sorted: bool, gap: i64, merges: &mut Vec<Merge>) {
+        let n = self.live.len();
+        if n < 2 {
             return;
         }
         let mut order: Vec<usize> = Vec::new();
@@ -247,6 +268,55 @@ mod tests {
     fn merged_ids_are_not_transitive() {
         let (s, _) = run(&[0, 30, 50, 40, 20, 10]);
         assert_eq!(bounds(&s), vec![(0, 0, 50, vec![1])]);
+    }
+
+    /// The shortened sweep after an extension must give exactly what a sweep of all sessions
+    /// gives: random times (in and out of order, with closes in between), both ways.
+    #[test]
+    fn shortened_sweep_matches_the_full_sweep() {
+        use rand::{Rng, SeedableRng, rngs::SmallRng};
+        for seed in 0..300 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let (mut fast, mut full) = (Sessions::default(), Sessions::default());
+            let (mut fast_merges, mut full_merges) = (Vec::new(), Vec::new());
+            let (mut fast_slots, mut full_slots) = (0u32, 0u32);
+            let mut now = 0i64;
+            for step in 0..200 {
+                now += rng.random_range(0..8);
+                let ts = now - rng.random_range(0..if seed % 3 == 0 { 1 } else { 40 });
+                let a = fast.assign(
+                    ts,
+                    GAP,
+                    || {
+                        fast_slots += 1;
+                        fast_slots - 1
+                    },
+                    &mut fast_merges,
+                );
+                let b = full.assign_with(
+                    ts,
+                    GAP,
+                    || {
+                        full_slots += 1;
+                        full_slots - 1
+                    },
+                    &mut full_merges,
+                    |s, _, gap, m| {
+                        let sorted = s.live.windows(2).all(|w| w[0].first <= w[1].first);
+                        s.sweep_all(sorted, gap, m)
+                    },
+                );
+                assert_eq!(a, b, "seed {seed}, step {step}, ts {ts}");
+                assert_eq!(fast.live, full.live, "seed {seed}, step {step}, ts {ts}");
+                if rng.random_range(0..10) == 0 {
+                    let (mut x, mut y) = (Vec::new(), Vec::new());
+                    fast.close(now - 15, GAP, &mut x);
+                    full.close(now - 15, GAP, &mut y);
+                    assert_eq!(x, y);
+                }
+            }
+            assert_eq!(fast_merges, full_merges, "seed {seed}");
+        }
     }
 
     #[test]
