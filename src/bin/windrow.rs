@@ -24,7 +24,7 @@ use windrow::pipeline::{
 };
 use windrow::prelude::*;
 use windrow::sink::{RollPolicy, Sink, open_sink};
-use windrow::source::{FileFormat, ParquetSource, Source};
+use windrow::source::{FileFormat, ParquetSource, READ_AHEAD_BATCHES, ReadAhead, Source};
 
 /// How often the progress line is printed on long runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -834,7 +834,9 @@ fn bench(args: BenchArgs) -> Result<(), String> {
         reset_peak_rss();
         let mut op = BenchCase::TumblingCount.operator(&schema, threads).map_err(|e| e.to_string())?;
         let start = Instant::now();
-        let mut src = ParquetSource::open(path, 65_536).map_err(|e| e.to_string())?;
+        // Read as `windrow run` reads files: decoding on its own thread, ahead of the engine.
+        let parquet = ParquetSource::open(path, 65_536).map_err(|e| e.to_string())?;
+        let mut src = ReadAhead::new(Box::new(parquet), READ_AHEAD_BATCHES);
         let (mut n, mut windows, mut late) = (0usize, 0usize, 0usize);
         while let Some(b) = src.next_batch() {
             let b = b.map_err(|e| e.to_string())?;

@@ -7,6 +7,9 @@
 //! | [`IpcSource`] | Arrow IPC, file or stream format (detected from the first bytes) |
 //! | [`CsvSource`] | CSV with a given schema or one inferred from the first rows |
 //!
+//! [`ReadAhead`] reads the next batches of any source on a thread of its own, so that decoding
+//! and processing overlap; [`open_files`] returns its readers wrapped in it.
+//!
 //! [`open_files`] picks the reader from a [`FileFormat`] (given, or detected from the file's
 //! magic bytes and extension). Every error names the file, and the batch or line where the
 //! reader knows it; a truncated or malformed file is an error, never a shorter stream — except an
@@ -17,6 +20,7 @@ mod csv;
 mod files;
 mod ipc;
 mod parquet;
+mod read_ahead;
 
 use std::path::Path;
 
@@ -27,7 +31,12 @@ pub use self::csv::{CsvOptions, CsvSource};
 pub use self::files::{FileFormat, resolve_paths};
 pub use self::ipc::{IpcFormat, IpcSource};
 pub use self::parquet::ParquetSource;
+pub use self::read_ahead::ReadAhead;
 use crate::error::Result;
+
+/// Batches [`open_files`] reads ahead: enough to keep the engine busy while the next is
+/// decoded, few enough to hold little memory.
+pub const READ_AHEAD_BATCHES: usize = 2;
 
 /// A source of micro-batches.
 pub trait Source: Send {
@@ -78,7 +87,8 @@ impl Default for ReadOptions {
 }
 
 /// Opens `path` (a file, a directory or a glob) in `format`, or in the format detected from
-/// the first file's magic bytes and extension when `format` is `None`.
+/// the first file's magic bytes and extension when `format` is `None`. The reader runs
+/// [`ReadAhead`] of its caller by two batches.
 ///
 /// # Errors
 /// No file found, an undetectable format, or what the format's reader reports when opening
@@ -96,11 +106,12 @@ pub fn open_files(
             FileFormat::detect(&files[0])?
         }
     };
-    Ok(match format {
+    let reader: Box<dyn Source> = match format {
         FileFormat::Parquet => Box::new(ParquetSource::open_with(path, options)?),
         FileFormat::Ipc => Box::new(IpcSource::open_with(path, options)?),
         FileFormat::Csv => Box::new(CsvSource::open_with(path, options)?),
-    })
+    };
+    Ok(Box::new(ReadAhead::new(reader, READ_AHEAD_BATCHES)))
 }
 
 /// Batches held in memory, optionally re-sliced to a fixed micro-batch size.
