@@ -817,7 +817,7 @@ impl WindowOperator {
             Some(late) => Lateness::Stream { late, watermark: stream_w },
             None => Lateness::PerKey,
         };
-        let (cfg, sys_now, keys_ref, times_ref) = (&self.cfg, self.sys_now, &keys, &times.values);
+        let (cfg, sys_now, keys_ref, times_ref) = (&self.cfg, self.sys_now, &keys, &times.values[..]);
         let (bound_keys, schemas, ts_type) = (&self.keys, &self.schemas, &self.ts_type);
         let shards = &mut self.shards;
         type ShardResult = Result<(Vec<(u32, i64)>, super::shard::ShardOutput)>;

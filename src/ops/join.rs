@@ -388,7 +388,7 @@ impl JoinOperator {
         let now = self.time_source.now_nanos();
         let times = s.time.read(batch, now, self.unit)?;
         let nulls: Option<Vec<bool>> = times.invalid.as_ref().map(|inv| inv.iter().map(|r| r.is_none()).collect());
-        let ts_raw = Int64Array::new(times.values.clone().into(), nulls.map(Into::into));
+        let ts_raw = Int64Array::new(times.values.clone(), nulls.map(Into::into));
         let ts_col = cast(&ts_raw, &DataType::Timestamp(self.unit, Some("UTC".into())))?;
         let mut cols: Vec<ArrayRef> = Vec::new();
         for (a, f) in s.keys.arrays(batch)?.into_iter().zip(self.unified.fields()) {

@@ -153,7 +153,8 @@ pub(crate) enum BoundTime {
 
 /// Event times of one batch as raw `i64` ticks plus validity.
 pub(crate) struct BatchTimes {
-    pub values: Vec<i64>,
+    /// Shares the input column's buffer when the times are a column (no copy).
+    pub values: arrow::buffer::ScalarBuffer<i64>,
     /// `Some(reason)` for rows whose time cannot be used.
     pub invalid: Option<Vec<Option<&'static str>>>,
 }
@@ -209,7 +210,7 @@ impl Clock {
         let (bound, unit) = self.bind(batch.schema_ref())?;
         let times = bound.read(batch, now_nanos, unit)?;
         let nulls: Option<Vec<bool>> = times.invalid.map(|inv| inv.iter().map(|r| r.is_none()).collect());
-        let arr = Int64Array::new(times.values.into(), nulls.map(Into::into));
+        let arr = Int64Array::new(times.values, nulls.map(Into::into));
         Ok(arrow::compute::cast(&arr, &DataType::Timestamp(unit, Some("UTC".into())))?)
     }
 }
@@ -220,7 +221,7 @@ impl BoundTime {
         let array: ArrayRef = match self {
             BoundTime::System => {
                 let now = super::nanos_to_unit_floor(now_nanos, unit);
-                return Ok(BatchTimes { values: vec![now; batch.num_rows()], invalid: None });
+                return Ok(BatchTimes { values: vec![now; batch.num_rows()].into(), invalid: None });
             }
             BoundTime::Column { index, .. } => Arc::clone(batch.column(*index)),
             BoundTime::Expr { expr, text } => match expr.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())) {
@@ -238,7 +239,7 @@ impl BoundTime {
         // Reinterpret any timestamp unit as raw i64 ticks (a zero-copy cast).
         let raw = arrow::compute::cast(&array, &DataType::Int64)?;
         let raw = raw.as_primitive::<arrow::datatypes::Int64Type>();
-        let values = raw.values().to_vec();
+        let values = raw.values().clone();
         let invalid = raw
             .nulls()
             .filter(|n| n.null_count() > 0)
