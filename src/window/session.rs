@@ -132,13 +132,7 @@ impl Sessions {
         for j in 1..n {
             let next = at(j);
             if within(self.live[next].first, self.live[current].last, gap) {
-                let (next_last, next_id, next_slot) = (self.live[next].last, self.live[next].id, self.live[next].slot);
-                let cur = &mut self.live[current];
-                cur.last = cur.last.max(next_last);
-                cur.merged.push(next_id);
-                merges.push(Merge { original_slot: next_slot, target_slot: cur.slot, target_id: cur.id });
-                // A merged-away session is marked by an impossible slot and dropped below.
-                self.live[next].slot = REMOVED;
+                self.merge_into(current, next, merges);
                 any_removed = true;
             } else {
                 current = next;
@@ -162,12 +156,7 @@ impl Sessions {
         let mut any_removed = false;
         for next in start + 1..self.live.len() {
             if within(self.live[next].first, self.live[current].last, gap) {
-                let (next_last, next_id, next_slot) = (self.live[next].last, self.live[next].id, self.live[next].slot);
-                let cur = &mut self.live[current];
-                cur.last = cur.last.max(next_last);
-                cur.merged.push(next_id);
-                merges.push(Merge { original_slot: next_slot, target_slot: cur.slot, target_id: cur.id });
-                self.live[next].slot = REMOVED;
+                self.merge_into(current, next, merges);
                 any_removed = true;
             } else if next > extended {
                 break;
@@ -178,6 +167,17 @@ impl Sessions {
         if any_removed {
             self.live.retain(|s| s.slot != REMOVED);
         }
+    }
+
+    /// Merges session `next` into `current` (both positions in `live`) and records the merge.
+    /// The merged-away session is marked by an impossible slot; the sweep drops it at the end.
+    fn merge_into(&mut self, current: usize, next: usize, merges: &mut Vec<Merge>) {
+        let (next_last, next_id, next_slot) = (self.live[next].last, self.live[next].id, self.live[next].slot);
+        let cur = &mut self.live[current];
+        cur.last = cur.last.max(next_last);
+        cur.merged.push(next_id);
+        merges.push(Merge { original_slot: next_slot, target_slot: cur.slot, target_id: cur.id });
+        self.live[next].slot = REMOVED;
     }
 
     /// Removes and returns (in creation order) every session with `last < w − gap`.
