@@ -30,7 +30,7 @@ impl ByteInterner {
     /// Appends the bytes of string `id` to `out`. Short strings are copied as one 8-byte
     /// word and the excess cut off, which is cheaper than a `memcpy` call per string when
     /// gathering many short keys.
-    #[inline]
+    #[inline(always)]
     pub fn append_to(&self, id: u32, out: &mut Vec<u8>) {
         let i = id as usize;
         let start = if i == 0 { 0 } else { self.ends[i - 1] };

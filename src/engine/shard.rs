@@ -354,11 +354,14 @@ impl Shard {
             BoundWindower::Fixed(_) => {
                 let open = &mut self.fixed[ku];
                 let mut max_end = NEG_INF;
-                let closed = &mut self.closed;
-                open.retain(|win| {
+                // Close due windows in creation order and compact the rest in place (a plain
+                // loop: `Vec::retain` cost about 95 instructions per call with 1–2 windows).
+                let mut kept = 0;
+                for i in 0..open.len() {
+                    let win = open[i];
                     if win.end <= w {
                         max_end = max_end.max(win.end);
-                        closed.push(Closed {
+                        self.closed.push(Closed {
                             key: k,
                             id: win.id,
                             start: win.start,
@@ -366,11 +369,12 @@ impl Shard {
                             slot: win.slot,
                             merged: Vec::new(),
                         });
-                        false
                     } else {
-                        true
+                        open[kept] = win;
+                        kept += 1;
                     }
-                });
+                }
+                open.truncate(kept);
                 if max_end != NEG_INF {
                     self.per_key[ku].recent = NO_WINDOW;
                 }
@@ -428,8 +432,8 @@ impl Shard {
 
     #[inline]
     fn apply_fixed(&mut self, f: &FixedWindows, k: u32, ts: i64, row: RowRef, track_ctx: bool) {
-        // (Tumbling rows that fall into the key's most recent window were handled by the
-        // caller.)
+        // (The row loop handles tumbling rows that fall into the key's most recent window
+        // before calling this; rows released from ordered queues come here directly.)
         let tumbling = f.offset == f.length;
         let Some((first, last)) = f.ids(ts) else {
             return;
