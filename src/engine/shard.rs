@@ -121,15 +121,18 @@ struct KeySlot {
     /// (the row falls into the window the key's previous row used) needs no division and no
     /// search. Reset whenever one of the key's windows closes (its slot may be reused).
     recent: OpenWindow,
-    /// The last step whose rows touched the key (each touched key is settled once).
-    touched_at: u64,
+    /// The largest id among the key's open fixed windows (`i64::MIN`: none): a larger id is
+    /// certainly not open, so opening it needs no search of the key's list.
+    max_open_id: i64,
+    /// In `touched` (rows of this step touched the key; it is settled once at the end).
+    touched: bool,
     /// In `active`.
     active: bool,
 }
 
 impl KeySlot {
     fn new(clock: ClockState) -> Self {
-        KeySlot { clock, recent: NO_WINDOW, touched_at: u64::MAX, active: false }
+        KeySlot { clock, recent: NO_WINDOW, max_open_id: i64::MIN, touched: false, active: false }
     }
 }
 
@@ -248,8 +251,8 @@ impl Shard {
                     let cand = wait.and_then(|w| ts.checked_sub(w));
                     let slot = &mut self.per_key[k as usize];
                     let w = slot.clock.offer(cand, sys_now);
-                    if slot.touched_at != seq {
-                        slot.touched_at = seq;
+                    if !slot.touched {
+                        slot.touched = true;
                         self.touched.push(k);
                     }
                     ts < w
@@ -292,7 +295,9 @@ impl Shard {
             Lateness::PerKey => {
                 let touched = std::mem::take(&mut self.touched);
                 for &k in &touched {
-                    let w = self.per_key[k as usize].clock.current(sys_now);
+                    let slot = &mut self.per_key[k as usize];
+                    slot.touched = false;
+                    let w = slot.clock.current(sys_now);
                     self.settle(cfg, k, w, false);
                 }
                 self.touched = touched;
@@ -356,7 +361,7 @@ impl Shard {
                 let mut max_end = NEG_INF;
                 // Close due windows in creation order and compact the rest in place (a plain
                 // loop: `Vec::retain` cost about 95 instructions per call with 1–2 windows).
-                let mut kept = 0;
+                let (mut kept, mut max_open_id) = (0, i64::MIN);
                 for i in 0..open.len() {
                     let win = open[i];
                     if win.end <= w {
@@ -372,9 +377,11 @@ impl Shard {
                     } else {
                         open[kept] = win;
                         kept += 1;
+                        max_open_id = max_open_id.max(win.id);
                     }
                 }
                 open.truncate(kept);
+                self.per_key[ku].max_open_id = max_open_id;
                 if max_end != NEG_INF {
                     self.per_key[ku].recent = NO_WINDOW;
                 }
@@ -459,6 +466,7 @@ impl Shard {
             let open = &self.fixed[k as usize];
             let at = match open.get(hint) {
                 Some(w) if w.id == id => Some(hint),
+                _ if id > self.per_key[k as usize].max_open_id => None,
                 _ => find_open(open, id),
             };
             let (slot, start, end) = match at {
@@ -473,6 +481,8 @@ impl Shard {
                     let open = &mut self.fixed[k as usize];
                     open.push(OpenWindow { id, start, end, slot });
                     hint = open.len();
+                    let max_open_id = &mut self.per_key[k as usize].max_open_id;
+                    *max_open_id = (*max_open_id).max(id);
                     (slot, start, end)
                 }
             };
@@ -941,7 +951,11 @@ impl Shard {
             slots.push(slot);
             let (id, start, end) = (id.value(r), start.value(r), end.value(r));
             match cfg.windower {
-                BoundWindower::Fixed(_) => self.fixed[k as usize].push(OpenWindow { id, start, end, slot }),
+                BoundWindower::Fixed(_) => {
+                    self.fixed[k as usize].push(OpenWindow { id, start, end, slot });
+                    let max_open_id = &mut self.per_key[k as usize].max_open_id;
+                    *max_open_id = (*max_open_id).max(id);
+                }
                 BoundWindower::Session { .. } => {
                     let m = merged.value(r);
                     let merged_ids = m.as_primitive::<Int64Type>().values().to_vec();
