@@ -61,12 +61,9 @@ impl ByteInterner {
         // full hash, length and short form without touching the arena; only strings longer
         // than 8 bytes are compared byte by byte.
         let (arena, ends) = (&self.bytes, &self.ends);
-        let (len, short) = (bytes.len(), short_form(bytes));
+        let (len, short) = (entry_len(bytes), short_form(bytes));
         let found = self.table.find(hash, |e| {
-            e.hash == hash
-                && e.len as usize == len
-                && e.short == short
-                && (len <= 8 || slice(arena, ends, e.id) == bytes)
+            e.hash == hash && e.len == len && e.short == short && (len <= 8 || slice(arena, ends, e.id) == bytes)
         });
         match found {
             Some(e) => Ok((e.id, false)),
@@ -82,12 +79,17 @@ impl ByteInterner {
         self.bytes.extend_from_slice(bytes);
         self.ends.push(self.bytes.len());
         self.hashes.push(hash);
-        let len = u32::try_from(bytes.len())
-            .map_err(|_| WindrowError::Data("a value of more than 4 GiB cannot be interned".into()))?;
-        let entry = Entry { hash, short: short_form(bytes), id, len };
+        let entry = Entry { hash, short: short_form(bytes), id, len: entry_len(bytes) };
         self.table.insert_unique(hash, entry, |e| e.hash);
         Ok(id)
     }
+}
+
+/// The length kept in a table entry: exact up to `u32::MAX - 1`; longer strings (compared byte
+/// by byte anyway) all get `u32::MAX`.
+#[inline]
+fn entry_len(b: &[u8]) -> u32 {
+    u32::try_from(b.len()).unwrap_or(u32::MAX)
 }
 
 /// A string's slot in the hash table: enough to reject (or, up to 8 bytes, accept) a
