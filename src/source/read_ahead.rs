@@ -14,8 +14,10 @@ use crate::error::{Result, WindrowError};
 ///
 /// The batches, their order and every error are the inner source's. The thread starts at
 /// the first [`next_batch`](Source::next_batch), so [`skip_rows`](Source::skip_rows) still
-/// reaches the inner source before any reading. Dropping the wrapper stops the thread after
-/// the batch it is reading.
+/// reaches the inner source before any reading. After an error the thread stops reading and
+/// hands the source back: a caller that goes on reads it directly, exactly as without the
+/// wrapper, and nothing is read past an error that the caller did not ask for. Dropping the
+/// wrapper stops the thread after the batch it is reading.
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -45,10 +47,13 @@ pub struct ReadAhead {
 enum State {
     /// Not started: the inner source, for `skip_rows` and to hand to the thread.
     Waiting(Box<dyn Source>),
+    /// The thread reads; it returns the source and whether the source reached its end.
     Reading {
         batches: Receiver<Result<RecordBatch>>,
-        thread: Option<JoinHandle<()>>,
+        thread: Option<JoinHandle<(Box<dyn Source>, bool)>>,
     },
+    /// After an error: the caller reads the source itself.
+    Direct(Box<dyn Source>),
     Done,
 }
 
@@ -71,9 +76,14 @@ impl Source for ReadAhead {
             };
             let (tx, rx) = sync_channel(self.depth);
             let spawned = std::thread::Builder::new().name("windrow-read-ahead".into()).spawn(move || {
-                while let Some(batch) = inner.next_batch() {
-                    if tx.send(batch).is_err() {
-                        return; // the reader was dropped
+                loop {
+                    let Some(batch) = inner.next_batch() else {
+                        return (inner, true);
+                    };
+                    let failed = batch.is_err();
+                    // A failed send: the wrapper was dropped.
+                    if tx.send(batch).is_err() || failed {
+                        return (inner, false);
                     }
                 }
             });
@@ -82,25 +92,36 @@ impl Source for ReadAhead {
                 Err(e) => return Some(Err(WindrowError::Internal(format!("cannot start the read-ahead thread: {e}")))),
             }
         }
-        let State::Reading { batches, thread } = &mut self.state else {
-            return None;
+        let (batches, thread) = match &mut self.state {
+            State::Reading { batches, thread } => (batches, thread),
+            State::Direct(inner) => return inner.next_batch(),
+            State::Waiting(_) | State::Done => return None,
         };
         match batches.recv() {
             Ok(batch) => Some(batch),
-            Err(_) => {
-                // The thread ended: at end of input, or because it panicked, which must not
-                // look like end of input.
-                let panicked = thread.take().is_some_and(|t| t.join().is_err());
-                self.state = State::Done;
-                panicked.then(|| Err(WindrowError::Internal("the input reader thread panicked".into())))
-            }
+            // The thread ended: at end of input, after passing on an error, or because the
+            // source panicked, which must not look like end of input.
+            Err(_) => match thread.take().map(JoinHandle::join) {
+                Some(Ok((_, true))) | None => {
+                    self.state = State::Done;
+                    None
+                }
+                Some(Ok((inner, false))) => {
+                    self.state = State::Direct(inner);
+                    self.next_batch()
+                }
+                Some(Err(_)) => {
+                    self.state = State::Done;
+                    Some(Err(WindrowError::Internal("the input reader thread panicked".into())))
+                }
+            },
         }
     }
 
     fn skip_rows(&mut self, rows: u64) -> Result<u64> {
         match &mut self.state {
-            State::Waiting(inner) => inner.skip_rows(rows),
-            _ => Ok(0),
+            State::Waiting(inner) | State::Direct(inner) => inner.skip_rows(rows),
+            State::Reading { .. } | State::Done => Ok(0),
         }
     }
 }
@@ -108,6 +129,8 @@ impl Source for ReadAhead {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::AtomicI64;
+    use std::sync::atomic::Ordering::SeqCst;
 
     use arrow::array::Int64Array;
     use arrow::datatypes::{DataType, Field, Schema};
@@ -123,34 +146,57 @@ mod tests {
         RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(vec![v]))]).unwrap()
     }
 
-    /// Yields `ok` batches, then an error, then panics if asked again.
-    struct Failing {
-        ok: i64,
-        calls: i64,
+    /// Batch `i` is `batch(i)`, except an error at `fail_at` and a panic at `panic_at`; ends
+    /// after `len` reads. Counts its reads.
+    struct Scripted {
+        len: i64,
+        fail_at: i64,
+        panic_at: i64,
+        reads: Arc<AtomicI64>,
     }
 
-    impl Source for Failing {
+    impl Source for Scripted {
         fn schema(&self) -> SchemaRef {
             schema()
         }
         fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
-            self.calls += 1;
-            match self.calls - 1 {
-                i if i < self.ok => Some(Ok(batch(i))),
-                i if i == self.ok => Some(Err(WindrowError::Data("bad page".into()))),
-                _ => panic!("read past the error"),
+            match self.reads.fetch_add(1, SeqCst) {
+                i if i == self.panic_at => panic!("reader bug"),
+                i if i == self.fail_at => Some(Err(WindrowError::Data("bad page".into()))),
+                i if i < self.len => Some(Ok(batch(i))),
+                _ => None,
             }
         }
     }
 
+    fn scripted(len: i64, fail_at: i64, panic_at: i64) -> (ReadAhead, Arc<AtomicI64>) {
+        let reads = Arc::new(AtomicI64::new(0));
+        let src = Scripted { len, fail_at, panic_at, reads: reads.clone() };
+        (ReadAhead::new(Box::new(src), 2), reads)
+    }
+
     #[test]
-    fn batches_and_errors_arrive_in_order_and_a_panic_is_an_error() {
-        let mut src = ReadAhead::new(Box::new(Failing { ok: 5, calls: 0 }), 2);
+    fn an_error_stops_the_reading_ahead_and_the_caller_may_go_on() {
+        let (mut src, reads) = scripted(8, 5, -1);
         for i in 0..5 {
             assert_eq!(src.next_batch().unwrap().unwrap(), batch(i));
         }
         assert!(matches!(src.next_batch(), Some(Err(WindrowError::Data(m))) if m == "bad page"));
-        // The inner source panics on the next read: reported, not taken for end of input.
+        // Nothing is read past the error until asked for.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(reads.load(SeqCst), 6);
+        // Going on reads the source directly, as without the wrapper.
+        assert_eq!(src.next_batch().unwrap().unwrap(), batch(6));
+        assert_eq!(src.next_batch().unwrap().unwrap(), batch(7));
+        assert!(src.next_batch().is_none());
+    }
+
+    #[test]
+    fn a_panicking_source_is_an_error_not_the_end() {
+        let (mut src, _) = scripted(8, -1, 3);
+        for i in 0..3 {
+            assert_eq!(src.next_batch().unwrap().unwrap(), batch(i));
+        }
         assert!(matches!(src.next_batch(), Some(Err(WindrowError::Internal(_)))));
         assert!(src.next_batch().is_none());
     }
