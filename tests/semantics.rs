@@ -714,3 +714,60 @@ fn by_expression_errors_name_the_expression() {
         .to_string();
     assert!(e.contains("`by` expression \"positive\" has type Boolean"), "{e}");
 }
+
+/// Large batches are hashed, checked and sharded in row chunks in parallel (two chunks per
+/// thread, at least 4096 rows each; the random streams of `differential.rs` are smaller than
+/// one chunk). Whatever the chunking, windows get the same rows in arrival order, late rows
+/// are the same, and refused rows (spread over several chunks) come out in row order.
+#[test]
+fn chunked_sharding_of_large_batches_changes_nothing() {
+    let n = 30_000usize;
+    let keys: Vec<String> = (0..300).map(|i| format!("key{i}")).collect();
+    let b = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(StringArray::from(
+                (0..n).map(|i| (i % 997 != 5).then(|| keys[(i * 7919) % 300].as_str())).collect::<Vec<_>>(),
+            )) as ArrayRef,
+            Arc::new(
+                // Mostly increasing, up to 40 s out of order (so some rows are late).
+                TimestampMicrosecondArray::from(
+                    (0..n)
+                        .map(|i| (i % 1499 != 9).then(|| i as i64 * 10_000 - ((i * 31) % 400) as i64 * 100_000))
+                        .collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(Float64Array::from((0..n).map(|i| i as f64).collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap();
+    let run = |threads: usize, batch_rows: usize| {
+        let mut op = collect_window("c", &key_on(&schema(), ["key"]), EventClock::new("ts"), tumbling(10))
+            .column("value")
+            .threads(threads)
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = (0..n).step_by(batch_rows).map(|a| b.slice(a, batch_rows.min(n - a))).collect();
+        let out = op.run(&batches).unwrap();
+        let (mut down, mut late) = (collected(&out), late(&out));
+        down.sort_by(|x, y| (&x.0, x.1).cmp(&(&y.0, y.1)));
+        late.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        let e = out.errors_batch().unwrap();
+        let errors: Vec<f64> = col::<Float64Array>(&e, "value").values().to_vec();
+        (down, late, errors)
+    };
+    // Batches of 1000 rows: one chunk each, the plain path.
+    let reference = run(1, 1000);
+    assert!(
+        reference.0.len() > 1000 && !reference.1.is_empty(),
+        "windows {}, late {}",
+        reference.0.len(),
+        reference.1.len()
+    );
+    let expected_errors: Vec<f64> = (0..n).filter(|i| i % 997 == 5 || i % 1499 == 9).map(|i| i as f64).collect();
+    assert_eq!(reference.2, expected_errors);
+    for (threads, batch_rows) in [(1, n), (2, n), (3, n), (4, 20_000)] {
+        assert!(run(threads, batch_rows) == reference, "threads {threads}, batches of {batch_rows} rows");
+    }
+}

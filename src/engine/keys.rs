@@ -91,7 +91,11 @@ pub(crate) struct BoundKeys {
 
 /// The keys of one batch.
 pub(crate) struct BatchKeys {
+    /// The evaluated key columns (hashed from these).
+    arrays: Vec<ArrayRef>,
     encoded: EncodedKeys,
+    /// Per row: the key's hash. Filled by [`BoundKeys::encode`], or chunk by chunk with
+    /// [`BoundKeys::hash_rows`] after [`BoundKeys::encode_unhashed`].
     pub hashes: Vec<u64>,
     /// Per row: the name of the first null key column, if any.
     pub null_key: Option<Vec<Option<usize>>>,
@@ -178,6 +182,25 @@ impl BoundKeys {
     /// Evaluates, encodes and hashes the keys of `batch` (hashing in row chunks on `pool`
     /// when one is given).
     pub fn encode(&self, batch: &RecordBatch, pool: Option<&rayon::ThreadPool>) -> Result<BatchKeys> {
+        let mut keys = self.encode_unhashed(batch)?;
+        let mut hashes = std::mem::take(&mut keys.hashes);
+        match pool {
+            Some(pool) if hashes.len() >= 2 * HASH_CHUNK => pool.install(|| {
+                hashes
+                    .par_chunks_mut(HASH_CHUNK)
+                    .enumerate()
+                    .try_for_each(|(i, chunk)| self.hash_rows(&keys, i * HASH_CHUNK, chunk))
+            })?,
+            _ => self.hash_rows(&keys, 0, &mut hashes)?,
+        }
+        keys.hashes = hashes;
+        Ok(keys)
+    }
+
+    /// Evaluates and encodes the keys of `batch`; `hashes` is left zeroed for the caller to
+    /// fill with [`hash_rows`](Self::hash_rows) (the operator does it in the same parallel
+    /// pass that shards the rows).
+    pub fn encode_unhashed(&self, batch: &RecordBatch) -> Result<BatchKeys> {
         let arrays = self.arrays(batch)?;
         let mut null_key: Option<Vec<Option<usize>>> = None;
         for (ki, a) in arrays.iter().enumerate() {
@@ -194,19 +217,15 @@ impl BoundKeys {
             Encoding::Utf8 => EncodedKeys::Utf8(arrays[0].as_string::<i32>().clone()),
             Encoding::Rows => EncodedKeys::Rows(self.converter.convert_columns(&arrays)?),
         };
-        let mut hashes = vec![0u64; batch.num_rows()];
-        match pool {
-            Some(pool) if hashes.len() >= 2 * HASH_CHUNK => pool.install(|| {
-                hashes.par_chunks_mut(HASH_CHUNK).enumerate().try_for_each(|(i, chunk)| {
-                    let sliced: Vec<ArrayRef> = arrays.iter().map(|a| a.slice(i * HASH_CHUNK, chunk.len())).collect();
-                    create_hashes(&sliced, &self.random, chunk).map(|_| ())
-                })
-            })?,
-            _ => {
-                create_hashes(&arrays, &self.random, &mut hashes)?;
-            }
-        }
-        Ok(BatchKeys { encoded, hashes, null_key })
+        let hashes = vec![0u64; batch.num_rows()];
+        Ok(BatchKeys { arrays, encoded, hashes, null_key })
+    }
+
+    /// Hashes the keys of rows `start..start + out.len()` into `out`.
+    pub fn hash_rows(&self, keys: &BatchKeys, start: usize, out: &mut [u64]) -> Result<()> {
+        let sliced: Vec<ArrayRef> = keys.arrays.iter().map(|a| a.slice(start, out.len())).collect();
+        create_hashes(&sliced, &self.random, out)?;
+        Ok(())
     }
 
     /// The key columns of `batch`, evaluated.

@@ -21,8 +21,9 @@ use crate::error::{Result, WindrowError, config_err, plan_err};
 use crate::time::{BoundTime, Clock, POS_INF, TimeSource, Wait, WatermarkScope, duration_to_unit, nanos_to_unit_floor};
 use crate::window::{BoundWindower, Windower};
 
-/// Rows per chunk when a batch is checked and sharded in parallel.
-const NORMALISE_CHUNK: usize = 16 * 1024;
+/// The fewest rows per chunk when a batch is hashed, checked and sharded in parallel (a batch
+/// is cut into two chunks per shard, so that every thread has work, but no smaller than this).
+const MIN_NORMALISE_CHUNK: usize = 4 * 1024;
 
 /// What a window operator computes per window.
 #[derive(Clone)]
@@ -710,21 +711,23 @@ impl WindowOperator {
         let now_ns = crate::time::unit_to_nanos_saturating(self.sys_now, self.unit);
         let times = self.time.read(batch, now_ns, self.unit)?;
         let nshards = self.shards.len();
-        let keys = self.keys.encode(batch, (nshards > 1).then_some(&*self.pool))?;
+        let mut keys = self.keys.encode_unhashed(batch)?;
         let fixed = match self.cfg.windower {
             BoundWindower::Fixed(f) => Some(f),
             BoundWindower::Session { .. } => None,
         };
 
-        // Check and shard by key hash, in row chunks on the pool: each chunk keeps arrival
-        // order, and chunks are concatenated in order, so each shard sees its rows in arrival
-        // order.
+        // Hash, check and shard the rows in one pass over row chunks on the pool: each chunk
+        // keeps arrival order, and each shard takes its part of every chunk in chunk order,
+        // so it sees its rows in arrival order (no concatenation on the calling thread).
         let agg_nulls = self
             .refused_nulls
             .as_ref()
             .and_then(|(c, reason)| batch.column(*c).logical_nulls().map(|n| (n, reason.as_str())));
+        let mut hashes = std::mem::take(&mut keys.hashes);
+        let keys_ref = &keys;
         let check = |r: usize| -> Option<String> {
-            if let Some(ki) = keys.null_key.as_ref().and_then(|v| v[r]) {
+            if let Some(ki) = keys_ref.null_key.as_ref().and_then(|v| v[r]) {
                 Some(format!("null key column \"{}\"", self.keys.name(ki)))
             } else if let Some(reason) = times.invalid.as_ref().and_then(|v| v[r]) {
                 Some(reason.to_string())
@@ -736,56 +739,63 @@ impl WindowOperator {
                 None
             }
         };
-        // Most batches have nothing to refuse: no null key, time or aggregated value, and
+        // Most chunks have nothing to refuse: no null key, time or aggregated value, and
         // every time within the representable range (an interval, so its extremes decide).
         // Those skip the per-row checks.
-        let all_valid = keys.null_key.is_none()
-            && times.invalid.is_none()
-            && agg_nulls.is_none()
-            && fixed.is_none_or(|f| {
-                let (lo, hi) = times.values.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
-                n == 0 || (f.representable(lo) && f.representable(hi))
-            });
+        let nothing_null = keys.null_key.is_none() && times.invalid.is_none() && agg_nulls.is_none();
+        let all_valid = |range: &std::ops::Range<usize>| {
+            nothing_null
+                && fixed.is_none_or(|f| {
+                    let (lo, hi) = times.values[range.clone()]
+                        .iter()
+                        .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+                    range.is_empty() || (f.representable(lo) && f.representable(hi))
+                })
+        };
         // Per chunk: the refused rows with their reasons, and each shard's rows.
         type Split = (Vec<(u32, String)>, Vec<Vec<u32>>);
-        let split = |range: std::ops::Range<usize>| -> Split {
+        let split = |start: usize, chunk_hashes: &mut [u64]| -> Result<Split> {
+            self.keys.hash_rows(keys_ref, start, chunk_hashes)?;
+            let range = start..start + chunk_hashes.len();
             let mut errors = Vec::new();
             let mut parts: Vec<Vec<u32>> = vec![Vec::with_capacity(range.len() / nshards + 1); nshards];
-            if all_valid && nshards == 1 {
-                parts[0].extend(range.map(|r| r as u32));
-            } else if all_valid {
-                for r in range {
-                    parts[shard_of(keys.hashes[r], nshards)].push(r as u32);
+            let shard = |r: usize| shard_of(chunk_hashes[r - start], nshards);
+            if all_valid(&range) {
+                if nshards == 1 {
+                    parts[0].extend(range.map(|r| r as u32));
+                } else {
+                    for r in range {
+                        parts[shard(r)].push(r as u32);
+                    }
                 }
             } else {
                 for r in range {
                     match check(r) {
                         Some(reason) => errors.push((r as u32, reason)),
                         None if nshards == 1 => parts[0].push(r as u32),
-                        None => parts[shard_of(keys.hashes[r], nshards)].push(r as u32),
+                        None => parts[shard(r)].push(r as u32),
                     }
                 }
             }
-            (errors, parts)
+            Ok((errors, parts))
         };
-        let chunks: Vec<Split> = if nshards == 1 || n < 2 * NORMALISE_CHUNK {
-            vec![split(0..n)]
+        let chunk_rows = n.div_ceil(2 * nshards).max(MIN_NORMALISE_CHUNK);
+        let chunks: Vec<Split> = if n <= chunk_rows {
+            vec![split(0, &mut hashes)?]
         } else {
-            let ranges: Vec<_> = (0..n).step_by(NORMALISE_CHUNK).map(|a| a..n.min(a + NORMALISE_CHUNK)).collect();
-            self.pool.install(|| ranges.into_par_iter().map(split).collect())
+            self.pool.install(|| {
+                hashes
+                    .par_chunks_mut(chunk_rows)
+                    .enumerate()
+                    .map(|(i, h)| split(i * chunk_rows, h))
+                    .collect::<Result<Vec<_>>>()
+            })?
         };
-        let mut errors: Vec<(u32, String)> = Vec::new();
-        let mut parts: Vec<Vec<u32>> = vec![Vec::new(); nshards];
-        for (chunk_errors, chunk_parts) in chunks {
-            errors.extend(chunk_errors);
-            for (all, part) in parts.iter_mut().zip(chunk_parts) {
-                if all.is_empty() {
-                    *all = part;
-                } else {
-                    all.extend_from_slice(&part);
-                }
-            }
-        }
+        keys.hashes = hashes;
+        let errors: Vec<(u32, String)> = chunks.iter().flat_map(|c| c.0.iter().cloned()).collect();
+        let parts: Vec<Vec<&[u32]>> = (0..nshards)
+            .map(|s| chunks.iter().map(|c| c.1[s].as_slice()).filter(|p| !p.is_empty()).collect())
+            .collect();
         if self.strict
             && let Some((r, reason)) = errors.first()
         {

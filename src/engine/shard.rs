@@ -223,7 +223,8 @@ impl Shard {
         }
     }
 
-    /// Processes this shard's rows of one batch (`rows` in arrival order).
+    /// Processes this shard's rows of one batch: `rows` holds its parts of the batch's row
+    /// chunks, in arrival order.
     #[allow(clippy::too_many_arguments)]
     pub fn process(
         &mut self,
@@ -232,7 +233,7 @@ impl Shard {
         batch: &RecordBatch,
         keys: &BatchKeys,
         times: &[i64],
-        rows: &[u32],
+        rows: &[&[u32]],
         lateness: &Lateness<'_>,
         sys_now: i64,
     ) -> Result<Vec<(u32, i64)>> {
@@ -240,7 +241,7 @@ impl Shard {
         let mut late = Vec::new();
         let tumbling = matches!(cfg.windower, BoundWindower::Fixed(f) if f.offset == f.length);
         let wait = cfg.wait;
-        for &r in rows {
+        for &r in rows.iter().flat_map(|part| part.iter()) {
             let (k, new) = self.keys.intern(keys, r as usize)?;
             if new {
                 self.add_key(cfg, ClockState::new(sys_now), 0);
