@@ -300,6 +300,8 @@ impl Shard {
                     if cfg.track_ctx {
                         self.op_ctx.push((k, recent.id, recent.start, recent.end));
                     }
+                } else if let (true, BoundWindower::Fixed(f)) = (tumbling, &cfg.windower) {
+                    self.apply_tumbling(f, k, ts, row, recent, cfg.track_ctx);
                 } else {
                     self.apply(cfg, k, ts, row);
                 }
@@ -467,6 +469,49 @@ impl Shard {
                 self.merges = merges;
             }
         }
+    }
+
+    /// [`apply`](Self::apply) for a tumbling window that is not the key's most recent one
+    /// (`recent`). Usually it is the next or the previous window, whose id follows from
+    /// `recent`'s without a division.
+    #[inline]
+    fn apply_tumbling(&mut self, f: &FixedWindows, k: u32, ts: i64, row: RowRef, recent: OpenWindow, track_ctx: bool) {
+        let ku = k as usize;
+        // (Differences as u64: with `ts` on that side, the exact difference fits, whatever
+        // the values; `NO_WINDOW` has start > end and takes the division.)
+        let length = f.length as u64;
+        let id = if recent.start > recent.end {
+            match f.ids(ts) {
+                Some((id, _)) => id,
+                None => return, // not representable: refused when the batch was normalised
+            }
+        } else if recent.end <= ts && (ts.wrapping_sub(recent.end) as u64) < length {
+            recent.id + 1
+        } else if ts < recent.start && (recent.start.wrapping_sub(ts) as u64) <= length {
+            recent.id - 1
+        } else {
+            match f.ids(ts) {
+                Some((id, _)) => id,
+                None => return, // not representable: refused when the batch was normalised
+            }
+        };
+        let found = if id > self.per_key[ku].max_open_id { None } else { find_open(&self.fixed[ku], id) };
+        let win = match found {
+            Some(i) => self.fixed[ku][i],
+            None => {
+                let (start, end) = f.bounds(id).unwrap_or((ts, ts));
+                let win = OpenWindow { id, start, end, slot: self.alloc_slot() };
+                self.fixed[ku].push(win);
+                let max_open_id = &mut self.per_key[ku].max_open_id;
+                *max_open_id = (*max_open_id).max(id);
+                win
+            }
+        };
+        self.push_op(row, win.slot);
+        if track_ctx {
+            self.op_ctx.push((k, id, win.start, win.end));
+        }
+        self.per_key[ku].recent = win;
     }
 
     #[inline]
