@@ -263,9 +263,10 @@ impl BoundKeys {
                 offsets.push(0i32);
                 for k in ids {
                     table.0.append_to(k, &mut values);
-                    let end = i32::try_from(values.len())
-                        .map_err(|_| WindrowError::Internal("closed windows' keys exceed 2 GiB".into()))?;
-                    offsets.push(end);
+                    offsets.push(values.len() as i32); // checked once below
+                }
+                if i32::try_from(values.len()).is_err() {
+                    return Err(WindrowError::Internal("closed windows' keys exceed 2 GiB in one step".into()));
                 }
                 let array = StringArray::try_new(OffsetBuffer::new(offsets.into()), values.into(), None)?;
                 Ok(vec![Arc::new(array)])

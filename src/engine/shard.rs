@@ -721,7 +721,7 @@ impl Shard {
         }
 
         // `down` (one row per window) and `meta` share the key, id and bound columns.
-        let ids: ArrayRef = Arc::new(closed.iter().map(|c| c.id).collect::<Int64Array>());
+        let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(closed.iter().map(|c| c.id)));
         let starts = ts_array(closed.iter().map(|c| c.start), ts_type)?;
         let ends = ts_array(closed.iter().map(|c| c.end), ts_type)?;
         let down = if self.agg.emits_rows() {
@@ -732,8 +732,15 @@ impl Shard {
             cols.extend(results);
             Some(RecordBatch::try_new(down_schema.clone(), cols)?)
         };
-        let merged_values: Int64Array = closed.iter().flat_map(|c| c.merged.iter().copied()).collect();
-        let offsets = OffsetBuffer::from_lengths(closed.iter().map(|c| c.merged.len()));
+        // Only sessions merge; fixed windows skip the per-window lengths.
+        let (merged_values, offsets) = if closed.iter().all(|c| c.merged.is_empty()) {
+            (Int64Array::from(Vec::<i64>::new()), OffsetBuffer::new_zeroed(closed.len()))
+        } else {
+            (
+                Int64Array::from_iter_values(closed.iter().flat_map(|c| c.merged.iter().copied())),
+                OffsetBuffer::from_lengths(closed.iter().map(|c| c.merged.len())),
+            )
+        };
         let DataType::List(item) = meta_schema.field(meta_schema.fields().len() - 1).data_type() else {
             return Err(WindrowError::Internal("merged_ids is not a list".into()));
         };
@@ -776,7 +783,7 @@ fn window_rows(
     windows: &[OpCtx],
     results: Vec<ArrayRef>,
 ) -> Result<RecordBatch> {
-    cols.push(Arc::new(windows.iter().map(|w| w.1).collect::<Int64Array>()));
+    cols.push(Arc::new(Int64Array::from_iter_values(windows.iter().map(|w| w.1))));
     cols.push(ts_array(windows.iter().map(|w| w.2), ts_type)?);
     cols.push(ts_array(windows.iter().map(|w| w.3), ts_type)?);
     cols.extend(results);
@@ -784,7 +791,7 @@ fn window_rows(
 }
 
 fn ts_array(values: impl Iterator<Item = i64>, ts_type: &arrow::datatypes::DataType) -> Result<ArrayRef> {
-    let a: Int64Array = values.collect();
+    let a = Int64Array::from_iter_values(values);
     Ok(arrow::compute::cast(&a, ts_type)?)
 }
 
