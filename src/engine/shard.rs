@@ -41,6 +41,10 @@ impl ClockState {
         if self.base == NEG_INF {
             return NEG_INF;
         }
+        if sys_now == self.sys_of_max {
+            // No system time passed since the maximum (always so in replay mode).
+            return self.base.min(POS_INF - 1);
+        }
         self.base.saturating_add(sys_now.saturating_sub(self.sys_of_max)).min(POS_INF - 1)
     }
 
