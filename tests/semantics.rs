@@ -718,22 +718,31 @@ fn by_expression_errors_name_the_expression() {
 /// Large batches are hashed, checked and sharded in row chunks in parallel (two chunks per
 /// thread, at least 4096 rows each; the random streams of `differential.rs` are smaller than
 /// one chunk). Whatever the chunking, windows get the same rows in arrival order, late rows
-/// are the same, and refused rows (spread over several chunks) come out in row order.
+/// are the same, and refused rows (spread over several chunks) come out in row order. Run
+/// with and without refused rows: chunks with nothing to refuse skip the per-row checks.
 #[test]
 fn chunked_sharding_of_large_batches_changes_nothing() {
+    for with_refused in [true, false] {
+        chunked_sharding_case(with_refused);
+    }
+}
+
+fn chunked_sharding_case(with_refused: bool) {
     let n = 30_000usize;
     let keys: Vec<String> = (0..300).map(|i| format!("key{i}")).collect();
+    let refused_key = |i: usize| with_refused && i % 997 == 5;
+    let refused_time = |i: usize| with_refused && i % 1499 == 9;
     let b = RecordBatch::try_new(
         schema(),
         vec![
             Arc::new(StringArray::from(
-                (0..n).map(|i| (i % 997 != 5).then(|| keys[(i * 7919) % 300].as_str())).collect::<Vec<_>>(),
+                (0..n).map(|i| (!refused_key(i)).then(|| keys[(i * 7919) % 300].as_str())).collect::<Vec<_>>(),
             )) as ArrayRef,
             Arc::new(
                 // Mostly increasing, up to 40 s out of order (so some rows are late).
                 TimestampMicrosecondArray::from(
                     (0..n)
-                        .map(|i| (i % 1499 != 9).then(|| i as i64 * 10_000 - ((i * 31) % 400) as i64 * 100_000))
+                        .map(|i| (!refused_time(i)).then(|| i as i64 * 10_000 - ((i * 31) % 400) as i64 * 100_000))
                         .collect::<Vec<_>>(),
                 )
                 .with_timezone("UTC"),
@@ -765,9 +774,12 @@ fn chunked_sharding_of_large_batches_changes_nothing() {
         reference.0.len(),
         reference.1.len()
     );
-    let expected_errors: Vec<f64> = (0..n).filter(|i| i % 997 == 5 || i % 1499 == 9).map(|i| i as f64).collect();
+    let expected_errors: Vec<f64> = (0..n).filter(|&i| refused_key(i) || refused_time(i)).map(|i| i as f64).collect();
     assert_eq!(reference.2, expected_errors);
     for (threads, batch_rows) in [(1, n), (2, n), (3, n), (4, 20_000)] {
-        assert!(run(threads, batch_rows) == reference, "threads {threads}, batches of {batch_rows} rows");
+        assert!(
+            run(threads, batch_rows) == reference,
+            "refused rows {with_refused}, threads {threads}, batches of {batch_rows} rows"
+        );
     }
 }
