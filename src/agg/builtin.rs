@@ -707,7 +707,7 @@ impl SlotAgg for UdafState {
     fn snapshot(&mut self, slots: &[u32], _: &mut Vec<RowRef>) -> Result<Vec<(String, ArrayRef)>> {
         let empty = self.factory.new_accumulator()?.state()?;
         let mut present = Vec::with_capacity(slots.len());
-        let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(slots.len()); empty.len()];
+        let mut columns: Vec<Vec<ScalarValue>> = (0..empty.len()).map(|_| Vec::with_capacity(slots.len())).collect();
         for &s in slots {
             let state = match &mut self.accs[s as usize] {
                 Some(acc) => {

@@ -758,7 +758,9 @@ impl WindowOperator {
             self.keys.hash_rows(keys_ref, start, chunk_hashes)?;
             let range = start..start + chunk_hashes.len();
             let mut errors = Vec::new();
-            let mut parts: Vec<Vec<u32>> = vec![Vec::with_capacity(range.len() / nshards + 1); nshards];
+            // (Not `vec![v; n]`: clones of a Vec do not keep its capacity.)
+            let mut parts: Vec<Vec<u32>> =
+                (0..nshards).map(|_| Vec::with_capacity(range.len() / nshards + 1)).collect();
             let shard = |r: usize| shard_of(chunk_hashes[r - start], nshards);
             if all_valid(&range) {
                 if nshards == 1 {
