@@ -305,7 +305,7 @@ impl Shard {
                         self.op_ctx.push((k, recent.id, recent.start, recent.end));
                     }
                 } else if let (true, BoundWindower::Fixed(f)) = (tumbling, &cfg.windower) {
-                    self.apply_tumbling(f, k, ts, row, recent, cfg.track_ctx);
+                    self.apply_tumbling(f, k, ts, row, cfg.track_ctx); // inlined here, not via `apply`
                 } else {
                     self.apply(cfg, k, ts, row);
                 }
@@ -451,7 +451,8 @@ impl Shard {
     /// Spec §3.2 `apply`: open the row's windows and queue the aggregation update.
     fn apply(&mut self, cfg: &ShardConfig, k: u32, ts: i64, row: RowRef) {
         match cfg.windower {
-            BoundWindower::Fixed(f) => self.apply_fixed(&f, k, ts, row, cfg.track_ctx),
+            BoundWindower::Fixed(f) if f.offset == f.length => self.apply_tumbling(&f, k, ts, row, cfg.track_ctx),
+            BoundWindower::Fixed(f) => self.apply_sliding(&f, k, ts, row, cfg.track_ctx),
             BoundWindower::Session { gap } => {
                 let mut merges = std::mem::take(&mut self.merges);
                 let mut sessions = std::mem::take(&mut self.sessions[k as usize]);
@@ -475,41 +476,33 @@ impl Shard {
         }
     }
 
-    /// [`apply`](Self::apply) for a tumbling window that is not the key's most recent one
-    /// (`recent`). Usually it is the next or the previous window, whose id follows from
-    /// `recent`'s without a division.
-    #[inline]
-    fn apply_tumbling(&mut self, f: &FixedWindows, k: u32, ts: i64, row: RowRef, recent: OpenWindow, track_ctx: bool) {
+    /// [`apply`](Self::apply) for tumbling windows. The row's window is usually the next or
+    /// the previous one of the key's most recent window, and its id follows from that one's
+    /// without a division. (The row loop handles rows that fall into the recent window itself.)
+    #[inline(always)] // two callers; the row loop's copy is the hot one
+    fn apply_tumbling(&mut self, f: &FixedWindows, k: u32, ts: i64, row: RowRef, track_ctx: bool) {
         let ku = k as usize;
-        // (Differences as u64: with `ts` on that side, the exact difference fits, whatever
-        // the values; `NO_WINDOW` has start > end and takes the division.)
+        let recent = self.per_key[ku].recent;
+        // Differences as u64: with `ts` on that side, the exact difference fits whatever the
+        // values. `NO_WINDOW` (start > end) matches neither side.
         let length = f.length as u64;
-        let id = if recent.start > recent.end {
-            match f.ids(ts) {
-                Some((id, _)) => id,
-                None => return, // not representable: refused when the batch was normalised
-            }
+        let neighbour = if recent.start > recent.end {
+            None
         } else if recent.end <= ts && (ts.wrapping_sub(recent.end) as u64) < length {
-            recent.id + 1
+            Some(recent.id + 1)
         } else if ts < recent.start && (recent.start.wrapping_sub(ts) as u64) <= length {
-            recent.id - 1
+            Some(recent.id - 1)
         } else {
-            match f.ids(ts) {
-                Some((id, _)) => id,
-                None => return, // not representable: refused when the batch was normalised
-            }
+            None
+        };
+        // Not representable: refused when the batch was normalised.
+        let Some(id) = neighbour.or_else(|| f.ids(ts).map(|(id, _)| id)) else {
+            return;
         };
         let found = if id > self.per_key[ku].max_open_id { None } else { find_open(&self.fixed[ku], id) };
         let win = match found {
             Some(i) => self.fixed[ku][i],
-            None => {
-                let (start, end) = f.bounds(id).unwrap_or((ts, ts));
-                let win = OpenWindow { id, start, end, slot: self.alloc_slot() };
-                self.fixed[ku].push(win);
-                let max_open_id = &mut self.per_key[ku].max_open_id;
-                *max_open_id = (*max_open_id).max(id);
-                win
-            }
+            None => self.open_fixed(f, k, id, ts),
         };
         self.push_op(row, win.slot);
         if track_ctx {
@@ -518,17 +511,26 @@ impl Shard {
         self.per_key[ku].recent = win;
     }
 
+    /// Opens fixed window `id` for key `k` (which has no such open window).
     #[inline]
-    fn apply_fixed(&mut self, f: &FixedWindows, k: u32, ts: i64, row: RowRef, track_ctx: bool) {
-        // (The row loop handles tumbling rows that fall into the key's most recent window
-        // before calling this; rows released from ordered queues come here directly.)
-        let tumbling = f.offset == f.length;
+    fn open_fixed(&mut self, f: &FixedWindows, k: u32, id: i64, ts: i64) -> OpenWindow {
+        let (start, end) = f.bounds(id).unwrap_or((ts, ts));
+        let win = OpenWindow { id, start, end, slot: self.alloc_slot() };
+        self.fixed[k as usize].push(win);
+        let max_open_id = &mut self.per_key[k as usize].max_open_id;
+        *max_open_id = (*max_open_id).max(id);
+        win
+    }
+
+    /// [`apply`](Self::apply) for sliding windows (hopping: offset < length).
+    #[inline]
+    fn apply_sliding(&mut self, f: &FixedWindows, k: u32, ts: i64, row: RowRef, track_ctx: bool) {
         let Some((first, last)) = f.ids(ts) else {
             return;
         };
-        // Sliding windows, all of the row's windows open and stored consecutively (the common
-        // case): queue the updates in one go.
-        if !tumbling && !track_ctx {
+        // All of the row's windows open and stored consecutively (the common case): queue the
+        // updates in one go.
+        if !track_ctx {
             let open = &self.fixed[k as usize];
             let count = usize::try_from(last - first + 1).unwrap_or(0);
             let consecutive = |p: &usize| {
@@ -550,29 +552,20 @@ impl Shard {
                 _ if id > self.per_key[k as usize].max_open_id => None,
                 _ => find_open(open, id),
             };
-            let (slot, start, end) = match at {
+            let win = match at {
                 Some(i) => {
                     hint = i + 1;
-                    let w = &open[i];
-                    (w.slot, w.start, w.end)
+                    open[i]
                 }
                 None => {
-                    let (start, end) = f.bounds(id).unwrap_or((ts, ts));
-                    let slot = self.alloc_slot();
-                    let open = &mut self.fixed[k as usize];
-                    open.push(OpenWindow { id, start, end, slot });
-                    hint = open.len();
-                    let max_open_id = &mut self.per_key[k as usize].max_open_id;
-                    *max_open_id = (*max_open_id).max(id);
-                    (slot, start, end)
+                    let win = self.open_fixed(f, k, id, ts);
+                    hint = self.fixed[k as usize].len();
+                    win
                 }
             };
-            self.push_op(row, slot);
+            self.push_op(row, win.slot);
             if track_ctx {
-                self.op_ctx.push((k, id, start, end));
-            }
-            if tumbling {
-                self.per_key[k as usize].recent = OpenWindow { id, start, end, slot };
+                self.op_ctx.push((k, id, win.start, win.end));
             }
         }
     }
