@@ -127,7 +127,15 @@ struct KeySlot {
     /// Tumbling windows: the key's most recently used open window, so that the common case
     /// (the row falls into the window the key's previous row used) needs no division and no
     /// search. Reset whenever one of the key's windows closes (its slot may be reused).
+    ///
+    /// Sliding windows: the key's most recent *pane*, the span of times that fall into
+    /// exactly the same windows: `start..end` is the pane, `id` the first of its windows and
+    /// `slot` that window's position in the key's open list, where the pane's
+    /// `recent_count` windows follow one another. Reset the same way (closing moves
+    /// positions); opening windows only appends, so positions stay valid until then.
     recent: OpenWindow,
+    /// Sliding windows: how many windows the pane in `recent` has.
+    recent_count: u32,
     /// The largest id among the key's open fixed windows (`i64::MIN`: none): a larger id is
     /// certainly not open, so opening it needs no search of the key's list.
     max_open_id: i64,
@@ -139,9 +147,12 @@ struct KeySlot {
 
 impl KeySlot {
     fn new(clock: ClockState) -> Self {
-        KeySlot { clock, recent: NO_WINDOW, max_open_id: i64::MIN, touched: false, active: false }
+        KeySlot { clock, recent: NO_WINDOW, recent_count: 0, max_open_id: i64::MIN, touched: false, active: false }
     }
 }
+
+// One cache line per key (see above).
+const _: () = assert!(std::mem::size_of::<KeySlot>() == 64);
 
 pub(crate) struct Shard {
     keys: KeyTable,
@@ -525,48 +536,93 @@ impl Shard {
     /// [`apply`](Self::apply) for sliding windows (hopping: offset < length).
     #[inline]
     fn apply_sliding(&mut self, f: &FixedWindows, k: u32, ts: i64, row: RowRef, track_ctx: bool) {
+        let ku = k as usize;
+        // The row falls into the pane of the key's previous row (the common case): its
+        // windows are known and stored one after another, so no division and no search.
+        let (pane, pane_count) = (self.per_key[ku].recent, self.per_key[ku].recent_count as usize);
+        if !track_ctx && pane.start <= ts && ts < pane.end {
+            let at = pane.slot as usize;
+            self.push_ops(row, ku, at, pane_count);
+            return;
+        }
         let Some((first, last)) = f.ids(ts) else {
             return;
         };
-        // All of the row's windows open and stored consecutively (the common case): queue the
-        // updates in one go.
+        // All of the row's windows open and stored consecutively: queue the updates in one go.
         if !track_ctx {
-            let open = &self.fixed[k as usize];
+            let open = &self.fixed[ku];
             let count = usize::try_from(last - first + 1).unwrap_or(0);
             let consecutive = |p: &usize| {
                 open.get(*p..*p + count).is_some_and(|run| run.iter().zip(first..).all(|(w, id)| w.id == id))
             };
             if let Some(p) = find_open(open, first).filter(consecutive) {
-                self.start_batch_run(row.batch);
-                self.op_rows.extend(std::iter::repeat_n(row.row, count));
-                self.op_slots.extend(self.fixed[k as usize][p..p + count].iter().map(|w| w.slot));
+                self.push_ops(row, ku, p, count);
+                self.remember_pane(f, ku, first, last, p);
                 return;
             }
         }
-        // Each next id is usually right after the previous one: try there first.
+        // Each next id is usually right after the previous one: try there first. Note where
+        // the windows sit: if one after another, the next row of the pane can use them.
         let mut hint = usize::MAX;
+        let (mut run_start, mut consecutive) = (0, true);
         for id in first..=last {
-            let open = &self.fixed[k as usize];
+            let open = &self.fixed[ku];
             let at = match open.get(hint) {
                 Some(w) if w.id == id => Some(hint),
-                _ if id > self.per_key[k as usize].max_open_id => None,
+                _ if id > self.per_key[ku].max_open_id => None,
                 _ => find_open(open, id),
             };
-            let win = match at {
-                Some(i) => {
-                    hint = i + 1;
-                    open[i]
-                }
+            let (win, pos) = match at {
+                Some(i) => (open[i], i),
                 None => {
                     let win = self.open_fixed(f, k, id, ts);
-                    hint = self.fixed[k as usize].len();
-                    win
+                    (win, self.fixed[ku].len() - 1)
                 }
             };
+            if id == first {
+                run_start = pos;
+            } else {
+                consecutive &= pos == hint;
+            }
+            hint = pos + 1;
             self.push_op(row, win.slot);
             if track_ctx {
                 self.op_ctx.push((k, id, win.start, win.end));
             }
+        }
+        if consecutive && first <= last {
+            self.remember_pane(f, ku, first, last, run_start);
+        }
+    }
+
+    /// Notes for key `ku` that the pane of windows `first..=last` starts at position `at` of
+    /// its open list (see [`KeySlot::recent`]).
+    #[inline]
+    fn remember_pane(&mut self, f: &FixedWindows, ku: usize, first: i64, last: i64, at: usize) {
+        let (Some((start, end)), Ok(slot), Ok(count)) =
+            (f.pane(first, last), u32::try_from(at), u32::try_from(last - first + 1))
+        else {
+            return;
+        };
+        let key = &mut self.per_key[ku];
+        key.recent = OpenWindow { id: first, start, end, slot };
+        key.recent_count = count;
+    }
+
+    /// Queues the update of open windows `at..at + count` of key `ku` with `row`.
+    #[inline(always)] // two callers, both per row
+    fn push_ops(&mut self, row: RowRef, ku: usize, at: usize, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.start_batch_run(row.batch);
+        let windows = &self.fixed[ku][at..at + count];
+        // A fill and plain pushes after one reservation: `extend` with iterator adapters cost
+        // about twice the instructions per window here.
+        self.op_rows.resize(self.op_rows.len() + count, row.row);
+        self.op_slots.reserve(count);
+        for w in windows {
+            self.op_slots.push(w.slot);
         }
     }
 

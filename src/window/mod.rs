@@ -238,6 +238,20 @@ impl FixedWindows {
         Some((first, d.div_euclid(self.offset)))
     }
 
+    /// The *pane* of windows `first..=last` (as [`ids`](Self::ids) returns them for some
+    /// time): the span `[start, end)` of all times whose windows are exactly these, or `None`
+    /// when not representable. A time is in it when it is at or after the start of window
+    /// `last` and the end of window `first − 1`, and before the start of window `last + 1`
+    /// and the end of window `first`.
+    #[inline]
+    pub fn pane(&self, first: i64, last: i64) -> Option<(i64, i64)> {
+        let (first_start, first_end) = self.bounds(first)?;
+        let (last_start, _) = self.bounds(last)?;
+        let start = last_start.max(first_start.checked_sub(self.offset)?.checked_add(self.length)?);
+        let end = last_start.checked_add(self.offset)?.min(first_end);
+        Some((start, end))
+    }
+
     /// `[start, end)` of window `id`, or `None` when not representable.
     #[inline]
     pub fn bounds(&self, id: i64) -> Option<(i64, i64)> {
@@ -343,6 +357,30 @@ mod tests {
         assert_eq!(f.bounds(-2), Some((-20, -10)));
         let s = FixedWindows { length: 10, offset: 3, align: 0 };
         assert_eq!(s.ids(-1), Some((-3, -1)));
+    }
+
+    #[test]
+    fn a_pane_is_exactly_the_times_with_the_same_windows() {
+        // Every combination of small lengths, offsets (including gaps: offset > length) and
+        // alignments, against `ids` at every time around the origin.
+        for length in 1..=7 {
+            for offset in 1..=9 {
+                for align in -3..=3 {
+                    let f = FixedWindows { length, offset, align };
+                    for ts in -40..40 {
+                        let (first, last) = f.ids(ts).unwrap();
+                        let (start, end) = f.pane(first, last).unwrap();
+                        assert!(start <= ts && ts < end, "{f:?} ts {ts}: pane {start}..{end}");
+                        for t in start - 3..end + 3 {
+                            let same = f.ids(t) == Some((first, last));
+                            assert_eq!(same, (start..end).contains(&t), "{f:?} ts {ts}, t {t}: pane {start}..{end}");
+                        }
+                    }
+                }
+            }
+        }
+        let f = FixedWindows { length: 10, offset: 5, align: 0 };
+        assert_eq!(f.pane(i64::MAX / 5, i64::MAX / 5), None);
     }
 
     #[test]
