@@ -764,3 +764,54 @@ impl SlotAgg for UdafState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agg::{BatchStore, BatchView};
+    use arrow::array::{Float64Array, RecordBatch};
+    use arrow::datatypes::{Field, Schema};
+
+    /// A window's sum and mean start from its first value exactly as it is: `−0.0`, NaN and
+    /// infinities alone or first come out bit for bit as the row-by-row fold gives them
+    /// (a fold from an initial +0.0 would turn a lone −0.0 into +0.0).
+    #[test]
+    fn sums_keep_the_first_value_bit_for_bit() {
+        let windows: Vec<Vec<f64>> = vec![
+            vec![-0.0],
+            vec![0.0],
+            vec![-0.0, -0.0],
+            vec![-0.0, 0.0],
+            vec![f64::NAN],
+            vec![f64::INFINITY, 1.0],
+            vec![f64::NEG_INFINITY, f64::INFINITY],
+            vec![0.1, 0.2, 0.3],
+            vec![1e308, 1e308],
+        ];
+        let values: Vec<f64> = windows.iter().flatten().copied().collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Float64, false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Float64Array::from(values))]).unwrap();
+        let f = BuiltinFactory::bind(&[Agg::sum("v"), Agg::mean("v")], &schema).unwrap();
+        let mut agg = f.create();
+        agg.ensure_slots(windows.len());
+        let slots: Vec<u32> = windows.iter().enumerate().flat_map(|(w, vs)| vs.iter().map(move |_| w as u32)).collect();
+        let rows: Vec<u32> = (0..slots.len() as u32).collect();
+        let mut store = BatchStore::default();
+        store.pin(0, &batch);
+        agg.update(&BatchView { seq: 0, batch: &batch }, &rows, &slots, &mut store).unwrap();
+        let all: Vec<u32> = (0..windows.len() as u32).collect();
+        let out = agg.evaluate(&all, &mut store).unwrap();
+        let (sums, means) = (out[0].as_primitive::<Float64Type>(), out[1].as_primitive::<Float64Type>());
+        for (w, vs) in windows.iter().enumerate() {
+            let expected = vs[1..].iter().fold(vs[0], |a, v| a + v);
+            let mean = expected / vs.len() as f64;
+            assert_eq!(sums.value(w).to_bits(), expected.to_bits(), "sum of {vs:?}");
+            assert_eq!(means.value(w).to_bits(), mean.to_bits(), "mean of {vs:?}");
+        }
+        // Evaluating resets the slots: a second round starts afresh.
+        agg.update(&BatchView { seq: 0, batch: &batch }, &rows[..1], &slots[..1], &mut store).unwrap();
+        let again = agg.evaluate(&[0], &mut store).unwrap();
+        assert_eq!(again[0].as_primitive::<Float64Type>().value(0).to_bits(), (-0.0f64).to_bits());
+        store.unpin(0);
+    }
+}
