@@ -412,13 +412,24 @@ fn make_batch(rows: &[RefRow], layout: &Layout) -> RecordBatch {
     let mut cols: Vec<ArrayRef> = match layout.key {
         KeyKind::Utf8 => vec![Arc::new(StringArray::from(keys))],
         KeyKind::Dict => {
-            // A per-batch dictionary in reverse-sorted order, so indices differ across batches.
+            // A per-batch dictionary in reverse-sorted order, so indices differ across batches;
+            // then a value no row uses and a second copy of every value, which odd rows use
+            // (rows with equal values but different indices are one key).
             let mut dict: Vec<&str> = keys.clone();
             dict.sort_unstable();
             dict.dedup();
             dict.reverse();
-            let idx: Vec<i32> =
-                keys.iter().map(|k| dict.iter().position(|d| d == k).expect("in dict") as i32).collect();
+            let unique = dict.len();
+            dict.push("never used");
+            dict.extend_from_within(..unique);
+            let idx: Vec<i32> = keys
+                .iter()
+                .enumerate()
+                .map(|(r, k)| {
+                    let first = dict.iter().position(|d| d == k).expect("in dict");
+                    (first + (r % 2) * (unique + 1)) as i32
+                })
+                .collect();
             let arr = DictionaryArray::<Int32Type>::try_new(idx.into(), Arc::new(StringArray::from(dict)))
                 .expect("dictionary");
             vec![Arc::new(arr)]

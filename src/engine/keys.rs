@@ -13,7 +13,7 @@ use crate::agg::ByteInterner;
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt32Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::compute::take;
-use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::DFSchema;
@@ -70,6 +70,10 @@ const HASH_CHUNK: usize = 16 * 1024;
 enum Encoding {
     /// One `Utf8` column: the string's bytes.
     Utf8,
+    /// One dictionary column of `Utf8` values: the value's bytes, as for `Utf8` (the same
+    /// keys and hashes), hashed once per dictionary value and interned once per value that
+    /// a shard sees in a batch.
+    DictUtf8,
     /// Anything else: arrow's row format.
     Rows,
 }
@@ -85,7 +89,7 @@ pub(crate) struct BoundKeys {
     /// Input columns that are key columns (omitted from `late`'s payload columns).
     pub key_columns: Vec<usize>,
     /// Types of the evaluated key columns, before row encoding.
-    raw_types: Vec<arrow::datatypes::DataType>,
+    raw_types: Vec<DataType>,
     random: RandomState,
 }
 
@@ -103,7 +107,16 @@ pub(crate) struct BatchKeys {
 
 enum EncodedKeys {
     Utf8(StringArray),
+    Dict(DictKeys),
     Rows(Rows),
+}
+
+/// A dictionary key column: per row the index of its value (any index for a null row).
+pub(crate) struct DictKeys {
+    pub indices: Vec<u32>,
+    pub values: StringArray,
+    /// Per dictionary value: its hash (what hashing a `Utf8` column with it gives).
+    value_hashes: Vec<u64>,
 }
 
 impl BatchKeys {
@@ -112,7 +125,17 @@ impl BatchKeys {
     pub fn key(&self, r: usize) -> &[u8] {
         match &self.encoded {
             EncodedKeys::Utf8(a) => a.value(r).as_bytes(),
+            EncodedKeys::Dict(d) => d.values.value(d.indices[r] as usize).as_bytes(),
             EncodedKeys::Rows(rows) => rows.row(r).data(),
+        }
+    }
+
+    /// The dictionary of a dictionary key column (shards intern each of its values once).
+    #[inline]
+    pub fn dictionary(&self) -> Option<&DictKeys> {
+        match &self.encoded {
+            EncodedKeys::Dict(d) => Some(d),
+            _ => None,
         }
     }
 }
@@ -156,10 +179,12 @@ impl BoundKeys {
                 return plan_err(format!("key \"{n}\" has type {t}, which cannot be used as a key"));
             }
         }
-        let encoding = if types.len() == 1 && types[0] == arrow::datatypes::DataType::Utf8 {
-            Encoding::Utf8
-        } else {
-            Encoding::Rows
+        let encoding = match types.as_slice() {
+            [DataType::Utf8] => Encoding::Utf8,
+            [DataType::Dictionary(index, values)] if index.is_dictionary_key_type() && **values == DataType::Utf8 => {
+                Encoding::DictUtf8
+            }
+            _ => Encoding::Rows,
         };
         let converter = RowConverter::new(types.iter().cloned().map(SortField::new).collect())?;
         // Round-trip an empty set of rows to learn the output key types.
@@ -215,17 +240,56 @@ impl BoundKeys {
         }
         let encoded = match self.encoding {
             Encoding::Utf8 => EncodedKeys::Utf8(arrays[0].as_string::<i32>().clone()),
+            Encoding::DictUtf8 => EncodedKeys::Dict(self.dict_keys(arrays[0].as_ref())?),
             Encoding::Rows => EncodedKeys::Rows(self.converter.convert_columns(&arrays)?),
         };
         let hashes = vec![0u64; batch.num_rows()];
         Ok(BatchKeys { arrays, encoded, hashes, null_key })
     }
 
+    /// The indices, values and value hashes of a dictionary key column.
+    fn dict_keys(&self, array: &dyn Array) -> Result<DictKeys> {
+        let dict = array.as_any_dictionary_opt().ok_or_else(|| {
+            WindrowError::Internal(format!("key column of type {} is not a dictionary", array.data_type()))
+        })?;
+        let values = dict.values().as_string::<i32>().clone();
+        if u32::try_from(values.len()).is_err() {
+            return Err(WindrowError::Data("a key dictionary with more than 2^32 values".into()));
+        }
+        // With no values every row is null (refused before interning): any indices do.
+        let indices = if values.is_empty() {
+            vec![0; array.len()]
+        } else {
+            dict.normalized_keys().into_iter().map(|i| i as u32).collect()
+        };
+        let mut value_hashes = vec![0; values.len()];
+        create_hashes(&[Arc::new(values.clone()) as ArrayRef], &self.random, &mut value_hashes)?;
+        Ok(DictKeys { indices, values, value_hashes })
+    }
+
     /// Hashes the keys of rows `start..start + out.len()` into `out`.
     pub fn hash_rows(&self, keys: &BatchKeys, start: usize, out: &mut [u64]) -> Result<()> {
+        if let EncodedKeys::Dict(d) = &keys.encoded {
+            // Each value was hashed once; a null row gets its index's hash (or 0 without
+            // values) and is refused.
+            if d.value_hashes.is_empty() {
+                out.fill(0);
+            } else {
+                for (h, &i) in out.iter_mut().zip(&d.indices[start..]) {
+                    *h = d.value_hashes[i as usize];
+                }
+            }
+            return Ok(());
+        }
         let sliced: Vec<ArrayRef> = keys.arrays.iter().map(|a| a.slice(start, out.len())).collect();
         create_hashes(&sliced, &self.random, out)?;
         Ok(())
+    }
+
+    /// Whether the key is one dictionary column, interned by value (a checkpoint of the same
+    /// step from before that was interned in Arrow's row format and must not be restored).
+    pub fn interned_by_dictionary_value(&self) -> bool {
+        self.encoding == Encoding::DictUtf8
     }
 
     /// The key columns of `batch`, evaluated.
@@ -256,13 +320,13 @@ impl BoundKeys {
     /// The key columns of interned keys `ids`, in that order.
     pub fn decode_interned(&self, table: &KeyTable, ids: impl ExactSizeIterator<Item = u32>) -> Result<Vec<ArrayRef>> {
         match self.encoding {
-            Encoding::Utf8 => {
+            Encoding::Utf8 | Encoding::DictUtf8 => {
                 // Gather the bytes, then validate UTF-8 once for the whole array.
                 let mut values = Vec::with_capacity(ids.len() * 8);
                 let mut offsets = Vec::with_capacity(ids.len() + 1);
                 offsets.push(0i32);
                 for k in ids {
-                    table.0.append_to(k, &mut values);
+                    table.interner.append_to(k, &mut values);
                     offsets.push(values.len() as i32); // checked once below
                 }
                 if i32::try_from(values.len()).is_err() {
@@ -282,6 +346,10 @@ impl BoundKeys {
     pub fn decode_batch(&self, keys: &BatchKeys, rows: &[u32]) -> Result<Vec<ArrayRef>> {
         match &keys.encoded {
             EncodedKeys::Utf8(a) => Ok(vec![take(a, &UInt32Array::from(rows.to_vec()), None)?]),
+            EncodedKeys::Dict(d) => {
+                let indices: UInt32Array = rows.iter().map(|&r| d.indices[r as usize]).collect();
+                Ok(vec![take(&d.values, &indices, None)?])
+            }
             EncodedKeys::Rows(r) => Ok(self.converter.convert_rows(rows.iter().map(|&i| r.row(i as usize)))?),
         }
     }
@@ -306,38 +374,137 @@ pub(crate) fn shard_of(hash: u64, nshards: usize) -> usize {
 
 /// Dense per-shard key ids, with each key's bytes kept in one arena.
 #[derive(Default)]
-pub(crate) struct KeyTable(ByteInterner);
+pub(crate) struct KeyTable {
+    interner: ByteInterner,
+    /// Dictionary keys: per dictionary index, `(batch, id)`: the key id of that value if it
+    /// was interned in batch number `batch` of this table (entries of earlier batches are
+    /// stale: another batch's dictionary may order its values differently).
+    by_index: Vec<(u64, u32)>,
+    /// Batches begun ([`begin_batch`](Self::begin_batch)); 0 marks no batch.
+    batch: u64,
+}
 
 impl KeyTable {
     /// The bytes of key `k`.
     #[inline]
     pub fn key(&self, k: u32) -> &[u8] {
-        self.0.get(k)
+        self.interner.get(k)
     }
 
-    /// The id of row `r` of `keys`, and whether it is new.
+    /// Starts interning the rows of a batch with `keys`.
+    pub fn begin_batch(&mut self, keys: &BatchKeys) {
+        self.batch += 1;
+        if let Some(d) = keys.dictionary()
+            && self.by_index.len() < d.values.len()
+        {
+            self.by_index.resize(d.values.len(), (0, 0));
+        }
+    }
+
+    /// The id of row `r` of `keys`, and whether it is new. A dictionary value is looked up
+    /// in the table once per batch; its other rows find its id by their index.
     ///
     /// # Errors
     /// More than `u32::MAX` keys in one shard.
     #[inline]
     pub fn intern(&mut self, keys: &BatchKeys, r: usize) -> Result<(u32, bool)> {
-        self.0.intern(keys.key(r), keys.hashes[r])
+        if let Some(d) = keys.dictionary() {
+            let v = d.indices[r] as usize;
+            let (batch, id) = self.by_index[v];
+            if batch == self.batch {
+                return Ok((id, false));
+            }
+            let (id, new) = self.interner.intern(keys.key(r), keys.hashes[r])?;
+            self.by_index[v] = (self.batch, id);
+            return Ok((id, new));
+        }
+        self.interner.intern(keys.key(r), keys.hashes[r])
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.interner.len()
     }
 
     /// The hash key `k` was interned with (checkpoints save it, so a restore can shard keys
     /// without re-evaluating key expressions).
     pub fn hash(&self, k: u32) -> u64 {
-        self.0.hash(k)
+        self.interner.hash(k)
     }
 
     /// Interns saved key bytes with their saved hash (restore). Kept out of line: it is cold,
     /// and a second inlined caller of the interner changed how the hot path was inlined.
     #[inline(never)]
     pub fn intern_saved(&mut self, bytes: &[u8], hash: u64) -> Result<(u32, bool)> {
-        self.0.intern(bytes, hash)
+        self.interner.intern(bytes, hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{DictionaryArray, Int8Array};
+    use arrow::datatypes::Int8Type;
+
+    fn batch(key: ArrayRef) -> (RecordBatch, BoundKeys) {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", key.data_type().clone(), true)]));
+        let keys = BoundKeys::bind(&KeySpec::columns(["k"]), &schema).unwrap();
+        (RecordBatch::try_new(schema, vec![key]).unwrap(), keys)
+    }
+
+    /// A dictionary key column is interned and hashed by value: the same bytes and hashes as
+    /// a `Utf8` column of the same strings (so both intern, shard and checkpoint alike), and
+    /// the hashes DataFusion gives the dictionary column itself.
+    #[test]
+    fn dictionary_keys_are_the_strings_they_stand_for() {
+        let strings = ["b", "a", "a much longer key than eight bytes", "b", "", "a"];
+        let values = StringArray::from(vec!["a", "unused", "b", "a much longer key than eight bytes", "", "b"]);
+        let indices = Int8Array::from(vec![2, 0, 3, 5, 4, 0]);
+        let dict: ArrayRef = Arc::new(DictionaryArray::<Int8Type>::try_new(indices, Arc::new(values)).unwrap());
+        let (dict_batch, dict_keys) = batch(Arc::clone(&dict));
+        let (utf8_batch, utf8_keys) = batch(Arc::new(StringArray::from(strings.to_vec())));
+        assert!(dict_keys.interned_by_dictionary_value() && !utf8_keys.interned_by_dictionary_value());
+        assert_eq!(dict_keys.fields[0].data_type(), &DataType::Utf8, "keys come out as their values");
+        let d = dict_keys.encode(&dict_batch, None).unwrap();
+        let u = utf8_keys.encode(&utf8_batch, None).unwrap();
+        let mut datafusion = vec![0; strings.len()];
+        create_hashes(&[dict], &dict_keys.random, &mut datafusion).unwrap();
+        for (r, s) in strings.iter().enumerate() {
+            assert_eq!(d.key(r), s.as_bytes(), "row {r}");
+            assert_eq!(d.hashes[r], u.hashes[r], "row {r}: hash as Utf8");
+            assert_eq!(d.hashes[r], datafusion[r], "row {r}: hash of the dictionary column");
+        }
+        // Hashing in chunks gives the same.
+        let mut part = vec![0; 3];
+        dict_keys.hash_rows(&d, 2, &mut part).unwrap();
+        assert_eq!(part, d.hashes[2..5]);
+        // Late rows' key column: the values, as `Utf8`.
+        let late = dict_keys.decode_batch(&d, &[4, 2, 0]).unwrap();
+        assert_eq!(late[0].as_string::<i32>(), &StringArray::from(vec!["", "a much longer key than eight bytes", "b"]));
+        // Interned once per value and batch; equal values at other indices are the same key.
+        let mut table = KeyTable::default();
+        table.begin_batch(&d);
+        let ids: Vec<(u32, bool)> = (0..strings.len()).map(|r| table.intern(&d, r).unwrap()).collect();
+        assert_eq!(ids, [(0, true), (1, true), (2, true), (0, false), (3, true), (1, false)]);
+        let utf8_ids: Vec<u32> = (0..strings.len()).map(|r| table.intern(&u, r).unwrap().0).collect();
+        assert_eq!(utf8_ids, [0, 1, 2, 0, 3, 1]);
+    }
+
+    /// A null index and an index to a null value are both null keys; an all-null column
+    /// without values encodes (its rows are refused, never interned).
+    #[test]
+    fn null_dictionary_keys_are_null_keys() {
+        let values = StringArray::from(vec![Some("a"), None]);
+        let indices = Int8Array::from(vec![Some(0), None, Some(1)]);
+        let dict = DictionaryArray::<Int8Type>::try_new(indices, Arc::new(values)).unwrap();
+        let (b, keys) = batch(Arc::new(dict));
+        let encoded = keys.encode(&b, None).unwrap();
+        assert_eq!(encoded.null_key, Some(vec![None, Some(0), Some(0)]));
+        let empty = DictionaryArray::<Int8Type>::try_new(
+            Int8Array::from(vec![None, None]),
+            Arc::new(StringArray::from(Vec::<&str>::new())),
+        )
+        .unwrap();
+        let (b, keys) = batch(Arc::new(empty));
+        assert_eq!(keys.encode(&b, None).unwrap().null_key, Some(vec![Some(0), Some(0)]));
     }
 }

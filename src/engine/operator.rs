@@ -435,12 +435,15 @@ impl WindowOpBuilder {
         };
         // What a checkpoint must match to be restored here (spec §9.2): everything that shapes
         // the state, not threads or outputs' destinations.
+        // (Dictionary keys were once interned in Arrow's row format: saying how they are
+        // interned now keeps such a checkpoint from being restored into different keys.)
         let definition = format!(
-            "{op_name} \"{}\": input [{}]; key {:?}; clock {:?}; windower {:?}; wait {:?}; ordered {ordered}; \
+            "{op_name} \"{}\": input [{}]; key {:?}{}; clock {:?}; windower {:?}; wait {:?}; ordered {ordered}; \
              scope {:?}; state {}; down [{}]",
             self.step_id,
             describe(&self.schema),
             self.key,
+            if keys.interned_by_dictionary_value() { " (interned by dictionary value)" } else { "" },
             self.clock,
             windower,
             wait,

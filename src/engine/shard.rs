@@ -269,6 +269,7 @@ impl Shard {
         // This batch's rows go into the aggregation as one run (queued rows released while
         // settling start runs of their own batches).
         self.start_batch_run(seq);
+        self.keys.begin_batch(keys);
         for block in rows.iter().flat_map(|part| part.chunks(ROW_BLOCK)) {
             for (k, &r) in block_keys.iter_mut().zip(block) {
                 let (id, new) = self.keys.intern(keys, r as usize)?;
