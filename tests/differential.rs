@@ -1743,10 +1743,34 @@ fn ordered_refused_for_always_unordered_ops() {
 
 /// A batch with nullable key/ts: `None` makes a null.
 fn nullable_batch(layout: &Layout, rows: &[(Option<&str>, Option<i64>, f64)]) -> RecordBatch {
+    let keys: Vec<Option<&str>> = rows.iter().map(|r| r.0).collect();
+    let key: ArrayRef = match layout.key {
+        // Null keys alternate between a null index and an index to a null value.
+        KeyKind::Dict => {
+            let mut values: Vec<Option<&str>> = vec![None];
+            let indices: Vec<Option<i32>> = keys
+                .iter()
+                .enumerate()
+                .map(|(r, k)| match k {
+                    None if r % 2 == 0 => None,
+                    None => Some(0),
+                    Some(k) => {
+                        values.push(Some(k));
+                        Some(values.len() as i32 - 1)
+                    }
+                })
+                .collect();
+            Arc::new(
+                DictionaryArray::<Int32Type>::try_new(indices.into(), Arc::new(StringArray::from(values)))
+                    .expect("dictionary"),
+            )
+        }
+        _ => Arc::new(StringArray::from(keys)),
+    };
     RecordBatch::try_new(
         layout.schema(),
         vec![
-            Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+            key,
             ts_array(rows.iter().map(|r| r.1).collect(), layout.unit, layout.tz),
             Arc::new(Float64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
         ],
@@ -1765,7 +1789,13 @@ fn error_rows(errors: &RecordBatch) -> Vec<(f64, String)> {
 /// as if the bad rows were absent); strict mode makes `push` fail naming the row.
 #[test]
 fn null_keys_and_null_times_go_to_errors() {
-    let layout = Layout::standard();
+    for key in [KeyKind::Utf8, KeyKind::Dict] {
+        null_keys_and_null_times_go_to_errors_with(&Layout { key, ..Layout::standard() });
+    }
+}
+
+fn null_keys_and_null_times_go_to_errors_with(layout: &Layout) {
+    let layout = *layout;
     let input: &[(Option<&str>, Option<i64>, f64)] = &[
         (Some("a"), Some(S), 1.0),
         (None, Some(2 * S), 2.0),
