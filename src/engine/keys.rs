@@ -119,14 +119,23 @@ pub(crate) struct DictKeys {
     value_hashes: Vec<u64>,
 }
 
+impl DictKeys {
+    #[inline(never)]
+    fn key(&self, r: usize) -> &[u8] {
+        self.values.value(self.indices[r] as usize).as_bytes()
+    }
+}
+
 impl BatchKeys {
     /// The interned bytes of row `r`'s key.
     #[inline]
     pub fn key(&self, r: usize) -> &[u8] {
         match &self.encoded {
             EncodedKeys::Utf8(a) => a.value(r).as_bytes(),
-            EncodedKeys::Dict(d) => d.values.value(d.indices[r] as usize).as_bytes(),
             EncodedKeys::Rows(rows) => rows.row(r).data(),
+            // Once per value and batch (see `DictInterning::intern`); out of line to keep the
+            // per-row lookup of the other two as the compiler inlined it before.
+            EncodedKeys::Dict(d) => d.key(r),
         }
     }
 
@@ -326,7 +335,7 @@ impl BoundKeys {
                 let mut offsets = Vec::with_capacity(ids.len() + 1);
                 offsets.push(0i32);
                 for k in ids {
-                    table.interner.append_to(k, &mut values);
+                    table.0.append_to(k, &mut values);
                     offsets.push(values.len() as i32); // checked once below
                 }
                 if i32::try_from(values.len()).is_err() {
@@ -374,68 +383,78 @@ pub(crate) fn shard_of(hash: u64, nshards: usize) -> usize {
 
 /// Dense per-shard key ids, with each key's bytes kept in one arena.
 #[derive(Default)]
-pub(crate) struct KeyTable {
-    interner: ByteInterner,
-    /// Dictionary keys: per dictionary index, `(batch, id)`: the key id of that value if it
-    /// was interned in batch number `batch` of this table (entries of earlier batches are
-    /// stale: another batch's dictionary may order its values differently).
-    by_index: Vec<(u64, u32)>,
-    /// Batches begun ([`begin_batch`](Self::begin_batch)); 0 marks no batch.
-    batch: u64,
-}
+pub(crate) struct KeyTable(ByteInterner);
 
 impl KeyTable {
     /// The bytes of key `k`.
     #[inline]
     pub fn key(&self, k: u32) -> &[u8] {
-        self.interner.get(k)
+        self.0.get(k)
     }
 
-    /// Starts interning the rows of a batch with `keys`.
-    pub fn begin_batch(&mut self, keys: &BatchKeys) {
-        self.batch += 1;
-        if let Some(d) = keys.dictionary()
-            && self.by_index.len() < d.values.len()
-        {
-            self.by_index.resize(d.values.len(), (0, 0));
-        }
-    }
-
-    /// The id of row `r` of `keys`, and whether it is new. A dictionary value is looked up
-    /// in the table once per batch; its other rows find its id by their index.
+    /// The id of row `r` of `keys`, and whether it is new.
     ///
     /// # Errors
     /// More than `u32::MAX` keys in one shard.
     #[inline]
     pub fn intern(&mut self, keys: &BatchKeys, r: usize) -> Result<(u32, bool)> {
-        if let Some(d) = keys.dictionary() {
-            let v = d.indices[r] as usize;
-            let (batch, id) = self.by_index[v];
-            if batch == self.batch {
-                return Ok((id, false));
-            }
-            let (id, new) = self.interner.intern(keys.key(r), keys.hashes[r])?;
-            self.by_index[v] = (self.batch, id);
-            return Ok((id, new));
-        }
-        self.interner.intern(keys.key(r), keys.hashes[r])
+        self.0.intern(keys.key(r), keys.hashes[r])
     }
 
     pub fn len(&self) -> usize {
-        self.interner.len()
+        self.0.len()
     }
 
     /// The hash key `k` was interned with (checkpoints save it, so a restore can shard keys
     /// without re-evaluating key expressions).
     pub fn hash(&self, k: u32) -> u64 {
-        self.interner.hash(k)
+        self.0.hash(k)
     }
 
-    /// Interns saved key bytes with their saved hash (restore). Kept out of line: it is cold,
-    /// and a second inlined caller of the interner changed how the hot path was inlined.
+    /// Interns saved key bytes with their saved hash (restore, and dictionary values). Kept out
+    /// of line: it is cold, and a second inlined caller of the interner changed how the hot
+    /// path was inlined.
     #[inline(never)]
     pub fn intern_saved(&mut self, bytes: &[u8], hash: u64) -> Result<(u32, bool)> {
-        self.interner.intern(bytes, hash)
+        self.0.intern(bytes, hash)
+    }
+}
+
+/// A shard's interning of dictionary key columns: per dictionary index, the key id of its
+/// value, looked up in the [`KeyTable`] once per batch.
+#[derive(Default)]
+pub(crate) struct DictInterning {
+    /// Per dictionary index: `(batch, id)`, the key id of that value if it was interned in
+    /// batch number `batch` (entries of earlier batches are stale: another batch's dictionary
+    /// may order its values differently).
+    by_index: Vec<(u64, u32)>,
+    /// Batches begun; 0 marks no batch.
+    batch: u64,
+}
+
+impl DictInterning {
+    /// Starts a batch with dictionary `dict`.
+    pub fn begin_batch(&mut self, dict: &DictKeys) {
+        self.batch += 1;
+        if self.by_index.len() < dict.values.len() {
+            self.by_index.resize(dict.values.len(), (0, 0));
+        }
+    }
+
+    /// The id of row `r` of `keys` (whose dictionary is `dict`) in `table`, and whether it
+    /// is new: each value is looked up once per batch, its other rows find it by index.
+    #[inline]
+    pub fn intern(&mut self, table: &mut KeyTable, keys: &BatchKeys, dict: &DictKeys, r: usize) -> Result<(u32, bool)> {
+        let v = dict.indices[r] as usize;
+        let (batch, id) = self.by_index[v];
+        if batch == self.batch {
+            return Ok((id, false));
+        }
+        // Through the out-of-line lookup restores use: a third caller of the table's lookup
+        // made the compiler stop inlining it into the `Utf8` path.
+        let (id, new) = table.intern_saved(dict.values.value(v).as_bytes(), keys.hashes[r])?;
+        self.by_index[v] = (self.batch, id);
+        Ok((id, new))
     }
 }
 
@@ -481,9 +500,11 @@ mod tests {
         let late = dict_keys.decode_batch(&d, &[4, 2, 0]).unwrap();
         assert_eq!(late[0].as_string::<i32>(), &StringArray::from(vec!["", "a much longer key than eight bytes", "b"]));
         // Interned once per value and batch; equal values at other indices are the same key.
-        let mut table = KeyTable::default();
-        table.begin_batch(&d);
-        let ids: Vec<(u32, bool)> = (0..strings.len()).map(|r| table.intern(&d, r).unwrap()).collect();
+        let (mut table, mut interning) = (KeyTable::default(), DictInterning::default());
+        let dict = d.dictionary().unwrap();
+        interning.begin_batch(dict);
+        let ids: Vec<(u32, bool)> =
+            (0..strings.len()).map(|r| interning.intern(&mut table, &d, dict, r).unwrap()).collect();
         assert_eq!(ids, [(0, true), (1, true), (2, true), (0, false), (3, true), (1, false)]);
         let utf8_ids: Vec<u32> = (0..strings.len()).map(|r| table.intern(&u, r).unwrap().0).collect();
         assert_eq!(utf8_ids, [0, 1, 2, 0, 3, 1]);
