@@ -133,8 +133,9 @@ impl BatchKeys {
         match &self.encoded {
             EncodedKeys::Utf8(a) => a.value(r).as_bytes(),
             EncodedKeys::Rows(rows) => rows.row(r).data(),
-            // Once per value and batch (see `DictInterning::intern`); out of line to keep the
-            // per-row lookup of the other two as the compiler inlined it before.
+            // Once per value and batch (see `DictInterning::intern`). Out of line: inlined here,
+            // the `Utf8` path's lookup was no longer inlined (tumbling count 688M -> 758M
+            // instructions, 1M events).
             EncodedKeys::Dict(d) => d.key(r),
         }
     }
