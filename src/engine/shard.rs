@@ -601,14 +601,28 @@ impl Shard {
         let Some((first, last)) = f.ids(ts) else {
             return;
         };
-        // All of the row's windows open and stored consecutively: queue the updates in one go.
+        // The row's windows that are open lie one after another, and the others come after
+        // all open ones (the row moved on to the key's next pane: one new window). Those are
+        // opened in id order, which appends them right after, so the row's windows again lie
+        // one after another: queue the updates in one go. Same windows, creation order, slots
+        // and updates as the general loop below, without its per-window search.
         if !track_ctx {
             let open = &self.fixed[ku];
             let count = usize::try_from(last - first + 1).unwrap_or(0);
-            let consecutive = |p: &usize| {
-                open.get(*p..*p + count).is_some_and(|run| run.iter().zip(first..).all(|(w, id)| w.id == id))
-            };
-            if let Some(p) = find_open(open, first).filter(consecutive) {
+            let max_open_id = self.per_key[ku].max_open_id;
+            // Ids above `max_open_id` are certainly not open; `first..=present_last` may be.
+            let present_last = last.min(max_open_id);
+            let present =
+                present_last.checked_sub(first).and_then(|d| usize::try_from(d).ok()).map_or(0, |d| (d + 1).min(count));
+            let at = if present == 0 { Some(open.len()) } else { find_open(open, first) };
+            let in_place = at.is_some_and(|p| {
+                open.get(p..p + present).is_some_and(|run| run.iter().zip(first..).all(|(w, id)| w.id == id))
+                    && (present == count || p + present == open.len())
+            });
+            if let (true, Some(p)) = (in_place, at) {
+                for id in (first..=last).skip(present) {
+                    self.open_fixed(f, k, id, ts);
+                }
                 self.push_ops(row, ku, p, count);
                 self.remember_pane(f, ku, first, last, p);
                 return;
