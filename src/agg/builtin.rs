@@ -420,6 +420,9 @@ fn fold_rows<T: Copy>(
     nulls: Option<&arrow::buffer::NullBuffer>,
     fold: impl Fn(T, T) -> T,
 ) {
+    // Equal lengths, so that the bounds check of `acc[s]` also covers `n[s]`.
+    let len = acc.len().min(n.len());
+    let (acc, n) = (&mut acc[..len], &mut n[..len]);
     let mut one = |r: u32, s: u32| {
         let (s, v) = (s as usize, vals[r as usize]);
         acc[s] = if n[s] == 0 { v } else { fold(acc[s], v) };

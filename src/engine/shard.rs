@@ -684,13 +684,10 @@ impl Shard {
         }
         self.start_batch_run(row.batch);
         let windows = &self.fixed[ku][at..at + count];
-        // A fill and plain pushes after one reservation: `extend` with iterator adapters cost
-        // about twice the instructions per window here.
-        self.op_rows.resize(self.op_rows.len() + count, row.row);
-        self.op_slots.reserve(count);
-        for w in windows {
-            self.op_slots.push(w.slot);
-        }
+        // Exact-size iterators: one reservation each, then plain writes (`resize` was a call
+        // of its own, about 55 instructions per row).
+        self.op_rows.extend(std::iter::repeat_n(row.row, count));
+        self.op_slots.extend(windows.iter().map(|w| w.slot));
     }
 
     /// Queues the update of `slot` with `row`.
