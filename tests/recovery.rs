@@ -698,7 +698,11 @@ path = "out/late.parquet"
     let stop = |mut server: Server, rx: std::sync::mpsc::Receiver<String>, mut log: Vec<String>| {
         assert!(Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap().success());
         let status = server.0.wait().unwrap();
-        log.extend(rx.try_iter());
+        // The reader thread may still be passing on the last lines (a race seen once under
+        // load): read until it ends, at the end of the server's stderr.
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+            log.push(line);
+        }
         assert!(status.success(), "{log:#?}");
         log
     };
