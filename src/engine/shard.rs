@@ -265,6 +265,9 @@ impl Shard {
         self.store.pin(seq, batch);
         let mut late = Vec::new();
         let tumbling = matches!(cfg.windower, BoundWindower::Fixed(f) if f.offset == f.length);
+        // Sliding windows whose rows only queue updates (no window context to record): a row in
+        // its key's previous pane is handled in the loop, like the tumbling case.
+        let sliding_panes = !cfg.track_ctx && matches!(cfg.windower, BoundWindower::Fixed(f) if f.offset != f.length);
         let wait = cfg.wait;
         // Rows go in blocks: intern the block's keys, load their slots, then run the rows.
         // With many keys, interning and the key's slot are a cache miss each per row; in
@@ -338,6 +341,10 @@ impl Shard {
                     }
                 } else if let (true, BoundWindower::Fixed(f)) = (tumbling, &cfg.windower) {
                     self.apply_tumbling(f, k, ts, row, cfg.track_ctx); // inlined here, not via `apply`
+                } else if sliding_panes && recent.start <= ts && ts < recent.end {
+                    // See `apply_sliding`: the pane's windows lie one after another from `slot`.
+                    let count = self.per_key[k as usize].recent_count as usize;
+                    self.push_ops(row, k as usize, recent.slot as usize, count);
                 } else {
                     self.apply(cfg, k, ts, row);
                 }
