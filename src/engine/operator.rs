@@ -743,17 +743,10 @@ impl WindowOperator {
             }
         };
         // Most chunks have nothing to refuse: no null key, time or aggregated value, and
-        // every time within the representable range (an interval, so its extremes decide).
-        // Those skip the per-row checks.
+        // every time within the representable range. Those skip the per-row checks.
         let nothing_null = keys.null_key.is_none() && times.invalid.is_none() && agg_nulls.is_none();
         let all_valid = |range: &std::ops::Range<usize>| {
-            nothing_null
-                && fixed.is_none_or(|f| {
-                    let (lo, hi) = times.values[range.clone()]
-                        .iter()
-                        .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
-                    range.is_empty() || (f.representable(lo) && f.representable(hi))
-                })
+            nothing_null && fixed.is_none_or(|f| f.all_representable(&times.values[range.clone()]))
         };
         // Per chunk: the refused rows with their reasons, and each shard's rows.
         type Split = (Vec<(u32, String)>, Vec<Vec<u32>>);

@@ -277,6 +277,23 @@ impl FixedWindows {
             None => false,
         }
     }
+
+    /// Whether every time of `times` is [`representable`](Self::representable).
+    pub fn all_representable(&self, times: &[i64]) -> bool {
+        // Usually decided by one OR over the column, which vectorises: every |ts| < 2^60 (any
+        // time in µs, ms or s; ns up to 2006) is within the fast path's bound of `representable`.
+        const EIGHTH: i64 = i64::MAX / 8;
+        const BOUND: i64 = 1 << 60;
+        if self.length <= EIGHTH && self.align.unsigned_abs() <= EIGHTH as u64 {
+            let outside = times.iter().fold(0u64, |acc, &t| acc | (t.wrapping_add(BOUND) as u64 >> 61));
+            if outside == 0 {
+                return true;
+            }
+        }
+        // Otherwise the extremes decide: the representable times are an interval.
+        let (lo, hi) = times.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        times.is_empty() || (self.representable(lo) && self.representable(hi))
+    }
 }
 
 #[cfg(test)]
@@ -357,6 +374,41 @@ mod tests {
         assert_eq!(f.bounds(-2), Some((-20, -10)));
         let s = FixedWindows { length: 10, offset: 3, align: 0 };
         assert_eq!(s.ids(-1), Some((-3, -1)));
+    }
+
+    #[test]
+    fn all_representable_agrees_with_representable_row_by_row() {
+        let edges = [i64::MIN, i64::MIN + 1, -(1 << 61), -(1 << 60) - 1, -(1 << 60), -1, 0, 1];
+        let mut times: Vec<i64> = edges.iter().flat_map(|&t| [t, t.saturating_neg()]).collect();
+        times.extend([
+            (1 << 60) - 1,
+            1 << 60,
+            i64::MAX / 4,
+            i64::MAX / 4 + 1,
+            i64::MAX - (1 << 60),
+            i64::MAX - 1,
+            i64::MAX,
+        ]);
+        let day = 86_400_000_000i64;
+        for (length, offset, align) in [
+            (60, 60, 0),
+            (300, 60, 7),
+            (day, day, -day),
+            (i64::MAX / 2, 1, 0),
+            (10, 3, i64::MAX / 2),
+            (10, 10, i64::MIN),
+            (i64::MAX / 8, 1, i64::MAX / 8),
+        ] {
+            let f = FixedWindows { length, offset, align };
+            for (i, &a) in times.iter().enumerate() {
+                for &b in &times[i..] {
+                    let pair = [a, b];
+                    let row_by_row = pair.iter().all(|&t| f.representable(t));
+                    assert_eq!(f.all_representable(&pair), row_by_row, "{pair:?} with ({length}, {offset}, {align})");
+                }
+            }
+            assert!(f.all_representable(&[]));
+        }
     }
 
     #[test]
