@@ -247,7 +247,8 @@ pub mod kernels {
     }
 
     /// Key interning: encodes and hashes each batch's `key_columns` and interns every row's
-    /// key in one table. Returns the number of distinct keys.
+    /// key in one table. Rows with a null key are skipped, as the engine refuses them before
+    /// interning. Returns the number of distinct keys.
     ///
     /// # Errors
     /// Missing key columns or unsupported key types.
@@ -257,6 +258,9 @@ pub mod kernels {
         for batch in batches {
             let encoded = keys.encode(batch, None)?;
             for r in 0..batch.num_rows() {
+                if encoded.null_key.as_ref().is_some_and(|nulls| nulls[r].is_some()) {
+                    continue;
+                }
                 table.intern(&encoded, r)?;
             }
         }
@@ -320,5 +324,24 @@ mod tests {
         let b = arrow::compute::concat_batches(&schema, &small).unwrap();
         assert_eq!(a, b);
         assert_eq!(small.len(), 11);
+    }
+
+    /// The interning kernel skips null keys as the engine does, including a dictionary column
+    /// whose rows are all null and whose dictionary is empty (it used to index into it).
+    #[test]
+    fn the_interning_kernel_skips_null_keys() {
+        use arrow::array::{DictionaryArray, Int32Array, StringArray};
+        use arrow::datatypes::Int32Type;
+        let all_null = DictionaryArray::<Int32Type>::try_new(
+            Int32Array::from(vec![None, None]),
+            Arc::new(StringArray::from(Vec::<&str>::new())),
+        )
+        .unwrap();
+        let mixed = StringArray::from(vec![Some("a"), None, Some("b"), Some("a")]);
+        for (column, distinct_keys) in [(Arc::new(all_null) as arrow::array::ArrayRef, 0), (Arc::new(mixed), 2)] {
+            let schema = Arc::new(Schema::new(vec![Field::new("k", column.data_type().clone(), true)]));
+            let batch = RecordBatch::try_new(schema.clone(), vec![column.clone()]).unwrap();
+            assert_eq!(kernels::intern(&schema, &["k"], &[batch]).unwrap(), distinct_keys);
+        }
     }
 }
