@@ -12,7 +12,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 
 use super::rows::{CollectFactory, FirstLastFactory};
-use super::{AggFactory, BatchStore, BatchView, RowMap, RowRef, SlotAgg, StateColumns, grow};
+use super::{AggFactory, BatchStore, BatchView, RowMap, RowRef, SlotAgg, StateColumns, grow, span};
 use crate::error::{Result, WindrowError, plan_err};
 
 /// `count_window`'s aggregate: rows per window, whatever their values.
@@ -41,6 +41,19 @@ impl SlotAgg for RowCount {
     fn update(&mut self, _: &BatchView<'_>, _rows: &[u32], slots: &[u32], _: &mut BatchStore) -> Result<()> {
         for &s in slots {
             self.counts[s as usize] += 1;
+        }
+        Ok(())
+    }
+    fn update_spans(
+        &mut self,
+        _: &BatchView<'_>,
+        _rows: &[u32],
+        spans: &[u32],
+        span_slots: &[u32],
+        _: &mut BatchStore,
+    ) -> Result<()> {
+        for &at in spans {
+            span(span_slots, at).iter().for_each(|&s| self.counts[s as usize] += 1);
         }
         Ok(())
     }
@@ -266,6 +279,16 @@ impl SlotAgg for Composite {
     fn update(&mut self, b: &BatchView<'_>, rows: &[u32], slots: &[u32], store: &mut BatchStore) -> Result<()> {
         self.parts.iter_mut().try_for_each(|p| p.update(b, rows, slots, store))
     }
+    fn update_spans(
+        &mut self,
+        b: &BatchView<'_>,
+        rows: &[u32],
+        spans: &[u32],
+        span_slots: &[u32],
+        store: &mut BatchStore,
+    ) -> Result<()> {
+        self.parts.iter_mut().try_for_each(|p| p.update_spans(b, rows, spans, span_slots, store))
+    }
     fn merge(&mut self, target: u32, original: u32, store: &mut BatchStore) -> Result<()> {
         self.parts.iter_mut().try_for_each(|p| p.merge(target, original, store))
     }
@@ -376,6 +399,48 @@ struct Numeric {
 }
 
 impl Numeric {
+    /// [`SlotAgg::update`] and [`SlotAgg::update_spans`].
+    fn fold(&mut self, b: &BatchView<'_>, rows: &[u32], targets: Targets<'_>) -> Result<()> {
+        let col = b.batch.column(self.index);
+        if self.kind == Kind::CountNonNull {
+            let n = &mut self.n;
+            let valid = rows.iter().map(|&r| col.is_valid(r as usize));
+            match targets {
+                Targets::Slots(slots) => {
+                    slots.iter().zip(valid).filter(|(_, v)| *v).for_each(|(&s, _)| n[s as usize] += 1)
+                }
+                Targets::Spans { spans, span_slots } => {
+                    for (&at, _) in spans.iter().zip(valid).filter(|(_, v)| *v) {
+                        span(span_slots, at).iter().for_each(|&s| n[s as usize] += 1);
+                    }
+                }
+            }
+            return Ok(());
+        }
+
+        let nulls = col.logical_nulls();
+        let nulls = nulls.as_ref();
+        // One loop per aggregate kind (a constant in each arm, so the fold's `match` is
+        // resolved at compile time), not a match per row.
+        macro_rules! fold_as {
+            ($fold:path, $acc:expr, $vals:expr, $($kind:ident),+) => {
+                match self.kind {
+                    $(Kind::$kind => fold_rows($acc, &mut self.n, $vals, rows, targets, nulls, |a, v| $fold(Kind::$kind, a, v)),)+
+                }
+            };
+        }
+        if self.int {
+            let arr = cast(col, &DataType::Int64)?;
+            let vals = arr.as_primitive::<Int64Type>().values();
+            fold_as!(Self::fold_i, &mut self.i, vals, Sum, Min, Max, Mean, CountNonNull);
+        } else {
+            let arr = cast(col, &DataType::Float64)?;
+            let vals = arr.as_primitive::<Float64Type>().values();
+            fold_as!(Self::fold_f, &mut self.f, vals, Sum, Min, Max, Mean, CountNonNull);
+        }
+        Ok(())
+    }
+
     #[inline(always)]
     fn fold_i(kind: Kind, acc: i64, v: i64) -> i64 {
         match kind {
@@ -408,30 +473,45 @@ impl Numeric {
     }
 }
 
-/// Folds the values of `rows` into the accumulators of `slots` (the first value of a slot is
-/// taken as is), skipping nulls; `n` counts the values folded per slot.
+/// Where queued rows go: row `i` to `Slots[i]`, or to every slot of span `spans[i]` (see
+/// [`SlotAgg::update_spans`]).
+#[derive(Clone, Copy)]
+enum Targets<'a> {
+    Slots(&'a [u32]),
+    Spans { spans: &'a [u32], span_slots: &'a [u32] },
+}
+
+/// Folds the values of `rows` into the accumulators of their `targets` (the first value of a
+/// slot is taken as is), skipping nulls; `n` counts the values folded per slot.
 #[inline]
 fn fold_rows<T: Copy>(
     acc: &mut [T],
     n: &mut [i64],
     vals: &[T],
     rows: &[u32],
-    slots: &[u32],
+    targets: Targets<'_>,
     nulls: Option<&arrow::buffer::NullBuffer>,
     fold: impl Fn(T, T) -> T,
 ) {
     // Equal lengths, so that the bounds check of `acc[s]` also covers `n[s]`.
     let len = acc.len().min(n.len());
     let (acc, n) = (&mut acc[..len], &mut n[..len]);
-    let mut one = |r: u32, s: u32| {
-        let (s, v) = (s as usize, vals[r as usize]);
+    let mut one = |s: u32, v: T| {
+        let s = s as usize;
         acc[s] = if n[s] == 0 { v } else { fold(acc[s], v) };
         n[s] += 1;
     };
-    match nulls {
-        None => rows.iter().zip(slots).for_each(|(&r, &s)| one(r, s)),
-        Some(nulls) => {
-            rows.iter().zip(slots).filter(|(r, _)| nulls.is_valid(**r as usize)).for_each(|(&r, &s)| one(r, s))
+    let valid = |r: u32| nulls.is_none_or(|nulls| nulls.is_valid(r as usize));
+    match (targets, nulls) {
+        (Targets::Slots(slots), None) => rows.iter().zip(slots).for_each(|(&r, &s)| one(s, vals[r as usize])),
+        (Targets::Slots(slots), Some(_)) => {
+            rows.iter().zip(slots).filter(|(r, _)| valid(**r)).for_each(|(&r, &s)| one(s, vals[r as usize]))
+        }
+        (Targets::Spans { spans, span_slots }, _) => {
+            for (&r, &at) in rows.iter().zip(spans).filter(|(r, _)| valid(**r)) {
+                let v = vals[r as usize];
+                span(span_slots, at).iter().for_each(|&s| one(s, v));
+            }
         }
     }
 }
@@ -447,36 +527,18 @@ impl SlotAgg for Numeric {
     }
 
     fn update(&mut self, b: &BatchView<'_>, rows: &[u32], slots: &[u32], _: &mut BatchStore) -> Result<()> {
-        let col = b.batch.column(self.index);
-        if self.kind == Kind::CountNonNull {
-            for (&r, &s) in rows.iter().zip(slots) {
-                if col.is_valid(r as usize) {
-                    self.n[s as usize] += 1;
-                }
-            }
-            return Ok(());
-        }
-        let nulls = col.logical_nulls();
-        let nulls = nulls.as_ref();
-        // One loop per aggregate kind (a constant in each arm, so the fold's `match` is
-        // resolved at compile time), not a match per row.
-        macro_rules! fold_as {
-            ($fold:path, $acc:expr, $vals:expr, $($kind:ident),+) => {
-                match self.kind {
-                    $(Kind::$kind => fold_rows($acc, &mut self.n, $vals, rows, slots, nulls, |a, v| $fold(Kind::$kind, a, v)),)+
-                }
-            };
-        }
-        if self.int {
-            let arr = cast(col, &DataType::Int64)?;
-            let vals = arr.as_primitive::<Int64Type>().values();
-            fold_as!(Self::fold_i, &mut self.i, vals, Sum, Min, Max, Mean, CountNonNull);
-        } else {
-            let arr = cast(col, &DataType::Float64)?;
-            let vals = arr.as_primitive::<Float64Type>().values();
-            fold_as!(Self::fold_f, &mut self.f, vals, Sum, Min, Max, Mean, CountNonNull);
-        }
-        Ok(())
+        self.fold(b, rows, Targets::Slots(slots))
+    }
+
+    fn update_spans(
+        &mut self,
+        b: &BatchView<'_>,
+        rows: &[u32],
+        spans: &[u32],
+        span_slots: &[u32],
+        _: &mut BatchStore,
+    ) -> Result<()> {
+        self.fold(b, rows, Targets::Spans { spans, span_slots })
     }
 
     fn merge(&mut self, target: u32, original: u32, _: &mut BatchStore) -> Result<()> {

@@ -52,6 +52,27 @@ pub(crate) trait SlotAgg: Send {
     fn ensure_slots(&mut self, n: usize);
     /// Applies `rows[i]` of `batch` to `slots[i]`, in this order.
     fn update(&mut self, batch: &BatchView<'_>, rows: &[u32], slots: &[u32], store: &mut BatchStore) -> Result<()>;
+    /// Applies `rows[i]` of `batch` to every slot of span `spans[i]` (see [`span`]: sliding
+    /// windows queue one update per row and pane, not per row and window), in this order:
+    /// the same updates as [`update`](Self::update) with each row repeated once per slot of
+    /// its span. This default does exactly that; the built-in kernels fold each value into
+    /// the span's slots directly.
+    fn update_spans(
+        &mut self,
+        batch: &BatchView<'_>,
+        rows: &[u32],
+        spans: &[u32],
+        span_slots: &[u32],
+        store: &mut BatchStore,
+    ) -> Result<()> {
+        let (mut each_row, mut each_slot) = (Vec::new(), Vec::new());
+        for (&r, &at) in rows.iter().zip(spans) {
+            let slots = span(span_slots, at);
+            each_row.extend(std::iter::repeat_n(r, slots.len()));
+            each_slot.extend_from_slice(slots);
+        }
+        self.update(batch, &each_row, &each_slot, store)
+    }
     /// Folds `original` into `target` (session merge); `original` is left empty.
     fn merge(&mut self, target: u32, original: u32, store: &mut BatchStore) -> Result<()>;
     /// The result columns for `slots` (one row per slot, in order); the slots are left empty.
@@ -133,6 +154,15 @@ pub(crate) trait AggFactory: Send + Sync {
     fn checkpoint_support(&self) -> std::result::Result<(), String> {
         Ok(())
     }
+}
+
+/// The slots of the span at position `at` of `span_slots`, which holds spans one after
+/// another, each as its length followed by its slots.
+#[inline]
+pub(crate) fn span(span_slots: &[u32], at: u32) -> &[u32] {
+    let at = at as usize;
+    let len = span_slots[at] as usize;
+    &span_slots[at + 1..at + 1 + len]
 }
 
 /// Grows a per-slot vector with `fill`.

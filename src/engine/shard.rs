@@ -84,6 +84,26 @@ struct OpenWindow {
     slot: u32,
 }
 
+/// A run of queued updates (see `Shard::op_rows`).
+#[derive(Clone, Copy, Debug)]
+struct OpRun {
+    first_op: usize,
+    batch: u64,
+    spans: bool,
+}
+
+/// The span made for a key's pane (see `Shard::span_memo`).
+#[derive(Clone, Copy, Debug, Default)]
+struct SpanMemo {
+    /// `Shard::flush_epoch` when made (0: never).
+    epoch: u64,
+    /// The pane: its first window id and its number of windows.
+    first: i64,
+    count: u32,
+    /// Where the span starts in `Shard::span_slots`.
+    at: u32,
+}
+
 /// No window: an empty interval, so no timestamp falls into it.
 const NO_WINDOW: OpenWindow = OpenWindow { id: 0, start: i64::MAX, end: i64::MIN, slot: 0 };
 
@@ -169,12 +189,22 @@ pub(crate) struct Shard {
     agg: Box<dyn SlotAgg>,
     store: BatchStore,
     // Scratch, reused across batches.
-    /// Queued aggregation updates: row `op_rows[i]` goes to slot `op_slots[i]`; the rows
-    /// come from the batch of the last `op_batches` entry starting at or before `i`.
+    /// Queued aggregation updates: row `op_rows[i]` goes to slot `op_slots[i]` or, in a run
+    /// of span updates, to every slot of the span at position `op_slots[i]` of `span_slots`;
+    /// the rows come from the batch of the run holding `i`.
     op_rows: Vec<u32>,
     op_slots: Vec<u32>,
-    /// `(first op, batch seq)` for each run of ops from one batch.
-    op_batches: Vec<(usize, u64)>,
+    /// The runs of ops: each from one batch, all slot updates or all span updates.
+    op_runs: Vec<OpRun>,
+    /// Sliding windows: the spans of the queued span updates, one after another, each its
+    /// length and then its slots: the windows of a pane, so that a row queues one update for
+    /// its pane instead of one per window. Cleared with the ops.
+    span_slots: Vec<u32>,
+    /// Sliding windows, per key: the span made for the key's pane in this flush epoch, so that
+    /// the pane's next rows reuse it.
+    span_memo: Vec<SpanMemo>,
+    /// Counts flushes; a span of an earlier epoch is gone.
+    flush_epoch: u64,
     op_merges: Vec<(usize, Merge)>,
     /// With `track_ctx`: one entry per applied row and per merge, in application order.
     op_ctx: Vec<OpCtx>,
@@ -205,7 +235,10 @@ impl Shard {
             store: BatchStore::default(),
             op_rows: Vec::new(),
             op_slots: Vec::new(),
-            op_batches: Vec::new(),
+            op_runs: Vec::new(),
+            span_slots: Vec::new(),
+            span_memo: Vec::new(),
+            flush_epoch: 1,
             op_merges: Vec::new(),
             op_ctx: Vec::new(),
             merges: Vec::new(),
@@ -275,8 +308,8 @@ impl Shard {
         // cannot across the long per-row body (about 1.5x faster at 100,000 keys on 1 thread).
         let mut block_keys = [0u32; ROW_BLOCK];
         // This batch's rows go into the aggregation as one run (queued rows released while
-        // settling start runs of their own batches).
-        self.start_batch_run(seq);
+        // settling start runs of their own batches; sliding rows start span runs).
+        self.start_run(seq, false);
         // Dictionary keys are interned up front, once per value (see `DictInterning`).
         let mut dict_ids = std::mem::take(&mut self.dict_ids);
         let dictionary = self.intern_dictionary_keys(cfg, keys, rows, sys_now, &mut dict_ids)?;
@@ -343,8 +376,7 @@ impl Shard {
                     self.apply_tumbling(f, k, ts, row, cfg.track_ctx); // inlined here, not via `apply`
                 } else if sliding_panes && recent.start <= ts && ts < recent.end {
                     // See `apply_sliding`: the pane's windows lie one after another from `slot`.
-                    let count = self.per_key[k as usize].recent_count as usize;
-                    self.push_ops(row, k as usize, recent.slot as usize, count);
+                    self.push_recent_pane(row, k as usize);
                 } else {
                     self.apply(cfg, k, ts, row);
                 }
@@ -601,8 +633,7 @@ impl Shard {
         // windows are known and stored one after another, so no division and no search.
         let (pane, pane_count) = (self.per_key[ku].recent, self.per_key[ku].recent_count as usize);
         if !track_ctx && pane.start <= ts && ts < pane.end {
-            let at = pane.slot as usize;
-            self.push_ops(row, ku, at, pane_count);
+            self.push_pane(row, ku, pane.id, pane.slot as usize, pane_count);
             return;
         }
         let Some((first, last)) = f.ids(ts) else {
@@ -630,13 +661,24 @@ impl Shard {
                 for id in (first..=last).skip(present) {
                     self.open_fixed(f, k, id, ts);
                 }
-                self.push_ops(row, ku, p, count);
+                self.push_pane(row, ku, first, p, count);
                 self.remember_pane(f, ku, first, last, p);
                 return;
             }
         }
         // Each next id is usually right after the previous one: try there first. Note where
         // the windows sit: if one after another, the next row of the pane can use them.
+        // Without window context to record, the row's windows go into a span of their own
+        // and the row queues one update.
+        let span = if track_ctx {
+            None
+        } else {
+            let at = u32::try_from(self.span_slots.len()).ok();
+            at.zip(u32::try_from(last - first + 1).ok()).filter(|&(_, len)| len > 0)
+        };
+        if let Some((_, len)) = span {
+            self.span_slots.push(len);
+        }
         let mut hint = usize::MAX;
         let (mut run_start, mut consecutive) = (0, true);
         for id in first..=last {
@@ -659,10 +701,18 @@ impl Shard {
                 consecutive &= pos == hint;
             }
             hint = pos + 1;
-            self.push_op(row, win.slot);
+            match span {
+                Some(_) => self.span_slots.push(win.slot),
+                None => self.push_op(row, win.slot),
+            }
             if track_ctx {
                 self.op_ctx.push((k, id, win.start, win.end));
             }
+        }
+        if let Some((at, _)) = span {
+            self.start_run(row.batch, true);
+            self.op_rows.push(row.row);
+            self.op_slots.push(at);
         }
         if consecutive && first <= last {
             self.remember_pane(f, ku, first, last, run_start);
@@ -689,7 +739,7 @@ impl Shard {
         if count == 0 {
             return;
         }
-        self.start_batch_run(row.batch);
+        self.start_run(row.batch, false);
         let windows = &self.fixed[ku][at..at + count];
         // Exact-size iterators: one reservation each, then plain writes (`resize` was a call
         // of its own, about 55 instructions per row).
@@ -697,20 +747,73 @@ impl Shard {
         self.op_slots.extend(windows.iter().map(|w| w.slot));
     }
 
+    /// Queues one update of the `count` open windows `at..` of key `ku` (a pane whose first
+    /// window is `first`) with `row`: a span update, the span made once per pane and flush.
+    #[inline(always)] // two callers, both per row
+    fn push_pane(&mut self, row: RowRef, ku: usize, first: i64, at: usize, count: usize) {
+        if count == 0 {
+            return;
+        }
+        let memo = self.span_memo[ku];
+        let span = if memo.epoch == self.flush_epoch && memo.first == first && memo.count as usize == count {
+            memo.at
+        } else {
+            match self.make_span(ku, first, at, count) {
+                Some(span) => span,
+                None => return self.push_ops(row, ku, at, count),
+            }
+        };
+        self.start_run(row.batch, true);
+        self.op_rows.push(row.row);
+        self.op_slots.push(span);
+    }
+
+    /// [`push_pane`](Self::push_pane) for the pane in key `ku`'s slot. Out of line: inlined,
+    /// it cost the tumbling path in the row loop about 1% more instructions.
+    #[inline(never)]
+    fn push_recent_pane(&mut self, row: RowRef, ku: usize) {
+        let key = &self.per_key[ku];
+        let (first, at, count) = (key.recent.id, key.recent.slot as usize, key.recent_count as usize);
+        self.push_pane(row, ku, first, at, count);
+    }
+
+    /// A span of the slots of key `ku`'s open windows `at..at + count`, remembered as its pane
+    /// `first`'s; `None` past what `u32` positions address.
+    fn make_span(&mut self, ku: usize, first: i64, at: usize, count: usize) -> Option<u32> {
+        let (Ok(span), Ok(len)) = (u32::try_from(self.span_slots.len()), u32::try_from(count)) else {
+            return None;
+        };
+        self.span_slots.push(len);
+        self.span_slots.extend(self.fixed[ku][at..at + count].iter().map(|w| w.slot));
+        self.span_memo[ku] = SpanMemo { epoch: self.flush_epoch, first, count: len, at: span };
+        Some(span)
+    }
+
     /// Queues the update of `slot` with `row`.
     #[inline]
     fn push_op(&mut self, row: RowRef, slot: u32) {
-        self.start_batch_run(row.batch);
+        self.start_run(row.batch, false);
         self.op_rows.push(row.row);
         self.op_slots.push(slot);
     }
 
-    /// Starts a new run in `op_batches` if the next op's row is from another batch than the
-    /// last op's.
+    /// Starts a new run of ops if the next op's row is from another batch than the last op's,
+    /// or is a span update where the last was not (or the other way round). An empty last run
+    /// is taken over.
     #[inline]
-    fn start_batch_run(&mut self, seq: u64) {
-        if self.op_batches.last().is_none_or(|&(_, last)| last != seq) {
-            self.op_batches.push((self.op_rows.len(), seq));
+    fn start_run(&mut self, batch: u64, spans: bool) {
+        if self.op_runs.last().is_none_or(|last| last.batch != batch || last.spans != spans) {
+            self.new_run(batch, spans);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn new_run(&mut self, batch: u64, spans: bool) {
+        let first_op = self.op_rows.len();
+        match self.op_runs.last_mut() {
+            Some(last) if last.first_op == first_op => *last = OpRun { first_op, batch, spans },
+            _ => self.op_runs.push(OpRun { first_op, batch, spans }),
         }
     }
 
@@ -718,10 +821,11 @@ impl Shard {
     fn flush_ops(&mut self) -> Result<()> {
         let rows = std::mem::take(&mut self.op_rows);
         let slots = std::mem::take(&mut self.op_slots);
-        let batches = std::mem::take(&mut self.op_batches);
+        let runs = std::mem::take(&mut self.op_runs);
+        let span_slots = std::mem::take(&mut self.span_slots);
         let merges = std::mem::take(&mut self.op_merges);
         let mut start = 0;
-        let mut run = 0; // index into `batches` of the run holding op `start`
+        let mut run = 0; // index into `runs` of the run holding op `start`
         let mut merge_iter = merges.iter().peekable();
         while start < rows.len() || merge_iter.peek().is_some() {
             // Merges that come before position `start`.
@@ -736,35 +840,40 @@ impl Shard {
             if start >= rows.len() {
                 continue;
             }
-            while batches.get(run + 1).is_some_and(|&(first, _)| first <= start) {
+            while runs.get(run + 1).is_some_and(|r| r.first_op <= start) {
                 run += 1;
             }
-            let seq = batches[run].1;
-            let run_end = batches.get(run + 1).map_or(rows.len(), |&(first, _)| first);
+            let OpRun { batch: seq, spans, .. } = runs[run];
+            let run_end = runs.get(run + 1).map_or(rows.len(), |r| r.first_op);
             let end = merge_iter.peek().map_or(rows.len(), |(p, _)| *p).min(run_end);
             let batch = self
                 .store
                 .get(seq)
                 .cloned()
                 .ok_or_else(|| WindrowError::Internal(format!("batch {seq} not retained")))?;
-            self.agg.update(
-                &BatchView { seq, batch: &batch },
-                &rows[start..end],
-                &slots[start..end],
-                &mut self.store,
-            )?;
+            let view = BatchView { seq, batch: &batch };
+            let (run_rows, targets) = (&rows[start..end], &slots[start..end]);
+            if spans {
+                self.agg.update_spans(&view, run_rows, targets, &span_slots, &mut self.store)?;
+            } else {
+                self.agg.update(&view, run_rows, targets, &mut self.store)?;
+            }
             start = end;
         }
         for seq in self.queue_releases.drain(..) {
             self.store.release(seq, 1);
         }
-        let (mut rows, mut slots, mut batches) = (rows, slots, batches);
+        let (mut rows, mut slots, mut runs, mut span_slots) = (rows, slots, runs, span_slots);
         rows.clear();
         slots.clear();
-        batches.clear();
+        runs.clear();
+        span_slots.clear();
         self.op_rows = rows;
         self.op_slots = slots;
-        self.op_batches = batches;
+        self.op_runs = runs;
+        self.span_slots = span_slots;
+        // The spans are gone: no key's memo refers to them any more.
+        self.flush_epoch += 1;
         let mut merges = merges;
         merges.clear();
         self.op_merges = merges;
@@ -1108,7 +1217,12 @@ impl Shard {
     fn add_key(&mut self, cfg: &ShardConfig, clock: ClockState, next_session_id: i64) {
         self.per_key.push(KeySlot::new(clock));
         match cfg.windower {
-            BoundWindower::Fixed(_) => self.fixed.push(Vec::new()),
+            BoundWindower::Fixed(f) => {
+                self.fixed.push(Vec::new());
+                if f.offset != f.length {
+                    self.span_memo.push(SpanMemo::default());
+                }
+            }
             BoundWindower::Session { .. } => {
                 self.sessions.push(Sessions { live: Vec::new(), next_id: next_session_id })
             }
