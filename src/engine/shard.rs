@@ -654,7 +654,7 @@ impl Shard {
                 present_last.checked_sub(first).and_then(|d| usize::try_from(d).ok()).map_or(0, |d| (d + 1).min(count));
             let at = if present == 0 { Some(open.len()) } else { find_open(open, first) };
             let in_place = at.is_some_and(|p| {
-                open.get(p..p + present).is_some_and(|run| run.iter().zip(first..).all(|(w, id)| w.id == id))
+                open.get(p..p + present).is_some_and(|run| run.iter().zip(first..=last).all(|(w, id)| w.id == id))
                     && (present == count || p + present == open.len())
             });
             if let (true, Some(p)) = (in_place, at) {
@@ -823,6 +823,8 @@ impl Shard {
         let slots = std::mem::take(&mut self.op_slots);
         let runs = std::mem::take(&mut self.op_runs);
         let span_slots = std::mem::take(&mut self.span_slots);
+        // These spans go now, even if an update below fails: no memo may point into them.
+        self.flush_epoch += 1;
         let merges = std::mem::take(&mut self.op_merges);
         let mut start = 0;
         let mut run = 0; // index into `runs` of the run holding op `start`
@@ -872,8 +874,6 @@ impl Shard {
         self.op_slots = slots;
         self.op_runs = runs;
         self.span_slots = span_slots;
-        // The spans are gone: no key's memo refers to them any more.
-        self.flush_epoch += 1;
         let mut merges = merges;
         merges.clear();
         self.op_merges = merges;
