@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a test should fail loudly on an unexpected error")]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -13,7 +14,7 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta};
 use windrow::prelude::*;
 
 const S: i64 = 1_000_000;
@@ -362,6 +363,47 @@ fn agg_window_builtins_and_datafusion_udaf() {
     assert_eq!(first_last, (4.0, 3.0));
     let list = col::<ListArray>(&d, "collect_value").value(0);
     assert_eq!(list.as_any().downcast_ref::<Float64Array>().unwrap().values().to_vec(), vec![4.0, 1.0, 7.0, 3.0, 2.0]);
+}
+
+/// A float sum depends on the order of its terms. Sliding rows queue one update per pane and
+/// are folded into each of the pane's windows, so each window must still sum its values in
+/// arrival order, starting from its first value, whatever the batching. Expected values are
+/// folded here, per window, in arrival order.
+#[test]
+fn sliding_builtin_sums_fold_in_arrival_order() {
+    let values = [1e16, 1.0, -1e16, 1.0, 3e-5, 1e16, 0.1, -1e16, 0.2, 0.3, -0.0, 7.5e-3];
+    // Two keys interleaved, times 4 s apart and one row out of order (both within the wait).
+    let rows: Vec<(&str, i64, f64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (if i % 3 == 0 { "a" } else { "b" }, (i as i64 * 4 + if i == 5 { -6 } else { 0 }) * S, v))
+        .collect();
+    let (length, offset) = (20 * S, 5 * S);
+    let mut expected: BTreeMap<(String, i64), f64> = BTreeMap::new();
+    for &(key, ts, v) in &rows {
+        // Windows `[id * offset, id * offset + length)` that contain `ts`.
+        for id in (ts - length).div_euclid(offset) + 1..=ts.div_euclid(offset) {
+            expected.entry((key.to_string(), id)).and_modify(|acc| *acc += v).or_insert(v);
+        }
+    }
+    let keyed = key_on(&schema(), ["key"]);
+    let align = DateTime::from_timestamp(0, 0).unwrap();
+    for chunk in [1, 2, 5, rows.len()] {
+        let windower = SlidingWindower::new(TimeDelta::seconds(20), TimeDelta::seconds(5)).unwrap().align_to(align);
+        let clock = EventClock::new("ts").wait_for_system_duration(TimeDelta::seconds(10)).unwrap();
+        let mut op = agg_window("s", &keyed, clock, windower, vec![Agg::sum("value")]).build().unwrap();
+        let batches: Vec<RecordBatch> = rows.chunks(chunk).map(batch).collect();
+        let out = op.run(&batches).unwrap();
+        assert_eq!(out.late_batch().unwrap().num_rows(), 0);
+        let d = out.down_batch().unwrap();
+        let keys = col::<StringArray>(&d, "key");
+        let ids = col::<Int64Array>(&d, "window_id");
+        let sums = col::<Float64Array>(&d, "sum_value");
+        let got: BTreeMap<(String, i64), u64> =
+            (0..d.num_rows()).map(|i| ((keys.value(i).to_string(), ids.value(i)), sums.value(i).to_bits())).collect();
+        let want: BTreeMap<(String, i64), u64> = expected.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect();
+        assert_eq!(got, want, "batches of {chunk} rows");
+    }
 }
 
 /// Spec §14.2 / §16 item 25: after sessions close, a key keeps only its watermark and next

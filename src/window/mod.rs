@@ -398,6 +398,7 @@ mod tests {
             (10, 3, i64::MAX / 2),
             (10, 10, i64::MIN),
             (i64::MAX / 8, 1, i64::MAX / 8),
+            (i64::MAX, 1, 0),
         ] {
             let f = FixedWindows { length, offset, align };
             for (i, &a) in times.iter().enumerate() {
