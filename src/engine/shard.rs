@@ -654,8 +654,11 @@ impl Shard {
                 present_last.checked_sub(first).and_then(|d| usize::try_from(d).ok()).map_or(0, |d| (d + 1).min(count));
             let at = if present == 0 { Some(open.len()) } else { find_open(open, first) };
             let in_place = at.is_some_and(|p| {
-                open.get(p..p + present).is_some_and(|run| run.iter().zip(first..=last).all(|(w, id)| w.id == id))
-                    && (present == count || p + present == open.len())
+                // Ids `first + i` fit (they are window ids up to `last`); the wrapping
+                // difference avoids computing one past `last`, which may not.
+                let ids_follow =
+                    |run: &[OpenWindow]| run.iter().enumerate().all(|(i, w)| w.id.wrapping_sub(first) == i as i64);
+                open.get(p..p + present).is_some_and(ids_follow) && (present == count || p + present == open.len())
             });
             if let (true, Some(p)) = (in_place, at) {
                 for id in (first..=last).skip(present) {
