@@ -192,12 +192,14 @@ impl Iterator for Generator {
     }
 }
 
-/// `key: Utf8, ts: Timestamp(µs, UTC), value: Float64`.
+/// `key: Utf8, ts: Timestamp(µs, UTC), value: Float64`, all nullable (none is null): the
+/// schema of `shared/bench/peers.py`'s dataset, which checks it, so that a `windrow gen` file
+/// (say with another key count) can be handed to it with `--data`.
 pub fn bench_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("key", DataType::Utf8, false),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
-        Field::new("value", DataType::Float64, false),
+        Field::new("key", DataType::Utf8, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new("value", DataType::Float64, true),
     ]))
 }
 
