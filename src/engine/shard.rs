@@ -636,6 +636,28 @@ impl Shard {
             self.push_pane(row, ku, pane.id, pane.slot as usize, pane_count);
             return;
         }
+        // The row moved on to the key's next pane, the previous one's windows shifted by one
+        // (the next common case): its windows but the new last are the previous pane's from
+        // the second on, and the new last is opened right after them when the previous pane
+        // ends the key's list. Checked against the next pane's bounds (multiplications), with
+        // no division and no search; the same windows, order and updates as below.
+        if !track_ctx && pane.start <= pane.end && pane.end <= ts && pane_count > 0 {
+            let (first, at) = (pane.id, pane.slot as usize);
+            let next = first.checked_add(1).zip(first.checked_add(pane_count as i64));
+            if let Some((next_first, next_last)) = next
+                && let Some((start, end)) = f.pane(next_first, next_last)
+                && start <= ts
+                && ts < end
+                && next_last > self.per_key[ku].max_open_id
+                && at + pane_count == self.fixed[ku].len()
+                && let Ok(slot) = u32::try_from(at + 1)
+            {
+                self.open_fixed(f, k, next_last, ts);
+                self.push_pane(row, ku, next_first, at + 1, pane_count);
+                self.per_key[ku].recent = OpenWindow { id: next_first, start, end, slot };
+                return;
+            }
+        }
         let Some((first, last)) = f.ids(ts) else {
             return;
         };
