@@ -142,12 +142,12 @@ fn sliding_and_join_pipelines_run_on_the_bundled_data() {
 /// that key counts other than its 1000 can be compared with a `windrow gen` file.
 #[test]
 fn gen_writes_the_peer_benchmark_schema() {
+    use arrow::datatypes::{DataType, TimeUnit};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("events.parquet");
     let (ok, _, stderr) = run(windrow().args(["gen", "--rows", "1000", "--keys", "100000", "--out"]).arg(&data));
     assert!(ok, "{stderr}");
     let schema = ParquetSource::open(&data, 65_536).unwrap().schema();
-    use arrow::datatypes::{DataType, TimeUnit};
     let fields: Vec<(&str, &DataType, bool)> =
         schema.fields().iter().map(|f| (f.name().as_str(), f.data_type(), f.is_nullable())).collect();
     let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
