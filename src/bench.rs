@@ -119,6 +119,10 @@ pub fn run_case(case: BenchCase, schema: &SchemaRef, batches: &[RecordBatch], th
     })
 }
 
+/// Base time between consecutive rows of the benchmark recipe, in microseconds (18 ms: with
+/// 1000 keys, about 3.3 events per key and minute).
+pub const SPACING_US: i64 = 18_000;
+
 /// Generates the benchmark stream with the recipe of `shared/bench` (not bit-identical to
 /// its numpy generator): row `i` has base time `2024-01-01 + i × 18 ms` and
 /// `ts = base − U[0, 20 s)` in microseconds, a uniform key among `keys` (`k0000`, …), and an
@@ -137,6 +141,7 @@ pub struct Generator {
     rows: usize,
     next: usize,
     batch_rows: usize,
+    spacing_us: i64,
 }
 
 impl Generator {
@@ -149,7 +154,28 @@ impl Generator {
             rows,
             next: 0,
             batch_rows: batch_rows.max(1),
+            spacing_us: SPACING_US,
         }
+    }
+
+    /// Sets the base time between consecutive rows (default [`SPACING_US`], 18 ms). The
+    /// same seed gives the same keys, values and jitter whatever the spacing.
+    ///
+    /// Scaling the spacing with `1000 / keys` holds the events per key and minute at the
+    /// benchmark's 3.3 as the key count grows: windows stay as full and as many, and only the
+    /// per-key state grows. (At the default spacing, more keys means more, emptier windows.)
+    ///
+    /// ```
+    /// use windrow::bench::{Generator, SPACING_US};
+    ///
+    /// let keys = 100_000;
+    /// let mut g = Generator::new(1000, keys, 7, 1000).spacing_us(SPACING_US * 1000 / keys as i64);
+    /// let batch = g.next().unwrap();
+    /// assert_eq!(batch.num_rows(), 1000);
+    /// ```
+    pub fn spacing_us(mut self, spacing_us: i64) -> Self {
+        self.spacing_us = spacing_us;
+        self
     }
 
     /// [`bench_schema`].
@@ -178,7 +204,10 @@ impl Iterator for Generator {
         let mut v = Vec::with_capacity(n);
         for j in i..i + n {
             k.push(self.names[self.rng.random_range(0..self.names.len())].as_str());
-            ts.push(base + j as i64 * 18_000 - self.rng.random_range(0..20_000_000));
+            // (Saturating: an absurd spacing gives clamped times, not a panic.)
+            ts.push(
+                base.saturating_add((j as i64).saturating_mul(self.spacing_us)) - self.rng.random_range(0..20_000_000),
+            );
             v.push(f64::from(self.rng.random_range(0..100u8)));
         }
         let cols: Vec<arrow::array::ArrayRef> = vec![

@@ -155,6 +155,47 @@ fn gen_writes_the_peer_benchmark_schema() {
 }
 
 #[test]
+fn gen_spacing_moves_only_the_base_times() {
+    use arrow::datatypes::TimestampMicrosecondType;
+    let dir = tempfile::tempdir().unwrap();
+    let read = |spacing: Option<&str>| {
+        let data = dir.path().join(format!("events-{}.parquet", spacing.unwrap_or("default")));
+        let mut cmd = windrow();
+        cmd.args(["gen", "--rows", "5000", "--keys", "300", "--batch-rows", "700", "--out"]).arg(&data);
+        if let Some(s) = spacing {
+            cmd.args(["--spacing", s]);
+        }
+        let (ok, stdout, stderr) = run(&mut cmd);
+        assert!(ok, "{stderr}");
+        let batches: Vec<RecordBatch> = ParquetSource::read_all(&data).unwrap().1;
+        let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        (stdout, batch)
+    };
+    let (_, default) = read(None);
+    let (stdout, spaced) = read(Some("250us"));
+    assert!(stdout.contains("250us apart"), "{stdout}");
+    assert_eq!(default.num_rows(), 5000);
+    // Same keys and values; each time moved by i × (18 ms − 250 µs), the jitter unchanged.
+    assert_eq!(default.column(0), spaced.column(0));
+    assert_eq!(default.column(2), spaced.column(2));
+    let ts = |b: &RecordBatch| b.column(1).as_primitive::<TimestampMicrosecondType>().values().to_vec();
+    let (a, b) = (ts(&default), ts(&spaced));
+    for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(a - b, i as i64 * (18_000 - 250), "row {i}");
+    }
+
+    for bad in ["0s", "1500ns", "2h", "soon"] {
+        let (ok, _, stderr) =
+            run(windrow().args(["gen", "--rows", "10", "--spacing", bad, "--out"]).arg(dir.path().join("x.parquet")));
+        assert!(!ok, "--spacing {bad} was accepted");
+        assert!(stderr.contains(bad), "--spacing {bad}: {stderr}");
+    }
+    let data = dir.path().join("events-default.parquet");
+    let (ok, _, stderr) = run(windrow().args(["bench", "--runs", "1", "--spacing", "1ms", "--data"]).arg(&data));
+    assert!(!ok && stderr.contains("--spacing applies to the generated stream only"), "{stderr}");
+}
+
+#[test]
 fn gen_then_run_for_every_format() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["events.parquet", "events.arrow", "events.csv"] {

@@ -211,6 +211,12 @@ struct GenArgs {
     #[arg(long, value_name = "S", default_value_t = 7)]
     seed: u64,
 
+    /// Base time between consecutive rows (whole microseconds, at most 1 h). To hold the
+    /// events per key and minute constant as --keys grows, scale it by 1000 / K: 180us at
+    /// 100,000 keys, 180ms at 100.
+    #[arg(long, value_name = "DURATION", default_value = "18ms", value_parser = parse_spacing)]
+    spacing: i64,
+
     /// Rows generated (and written) per batch; memory stays bounded by this.
     #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = parse_positive)]
     batch_rows: usize,
@@ -258,6 +264,11 @@ struct BenchArgs {
     /// keys check.
     #[arg(long, value_name = "K", default_value_t = 1000, value_parser = parse_positive)]
     keys: usize,
+
+    /// Base time between rows of the generated stream (only without a dataset); see
+    /// `windrow gen --spacing`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_spacing)]
+    spacing: Option<i64>,
 
     /// Key shards processed in parallel. [default: $WINDROW_BENCH_THREADS, else 1]
     #[arg(long, value_name = "T", value_parser = parse_positive)]
@@ -472,6 +483,16 @@ fn parse_positive(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("expected a whole number >= 1, got \"{text}\"")),
+    }
+}
+
+/// `--spacing`: a duration of whole microseconds, from 1 µs to 1 h (so that 2^32 rows' times
+/// stay far inside the representable range).
+fn parse_spacing(text: &str) -> Result<i64, String> {
+    let d = parse_duration(text)?;
+    match d.num_microseconds() {
+        Some(us) if (1..=3_600_000_000).contains(&us) && d.subsec_nanos() % 1000 == 0 => Ok(us),
+        _ => Err(format!("invalid spacing \"{text}\": expected whole microseconds from 1us to 1h")),
     }
 }
 
@@ -733,7 +754,7 @@ fn gen_data(args: GenArgs) -> Result<(), String> {
     use windrow::bench::Generator;
     let format = args.format.map(FileFormat::from);
     let roll = RollPolicy { max_rows: args.max_file_rows.map(|n| n as u64), ..RollPolicy::default() };
-    let mut generator = Generator::new(args.rows, args.keys, args.seed, args.batch_rows);
+    let mut generator = Generator::new(args.rows, args.keys, args.seed, args.batch_rows).spacing_us(args.spacing);
     let mut sink =
         open_sink(&args.out, format, generator.schema(), roll, args.batch_rows).map_err(|e| e.to_string())?;
     let started = Instant::now();
@@ -755,10 +776,11 @@ fn gen_data(args: GenArgs) -> Result<(), String> {
     let secs = started.elapsed().as_secs_f64();
     let files: Vec<String> = summary.files.iter().map(|f| f.display().to_string()).collect();
     println!(
-        "wrote {} rows ({} keys, seed {}) to {} in {secs:.2} s: {}",
+        "wrote {} rows ({} keys, seed {}, {} apart) to {} in {secs:.2} s: {}",
         thousands(summary.rows),
         args.keys,
         args.seed,
+        show_duration(TimeDelta::microseconds(args.spacing)),
         summary.target,
         files.join(", ")
     );
@@ -767,7 +789,7 @@ fn gen_data(args: GenArgs) -> Result<(), String> {
 
 /// `windrow bench`: the cases of `windrow::bench`, each timed `runs` times after a warm-up.
 fn bench(args: BenchArgs) -> Result<(), String> {
-    use windrow::bench::{BenchCase, generate, peak_rss_bytes, reset_peak_rss, run_case};
+    use windrow::bench::{BenchCase, Generator, peak_rss_bytes, reset_peak_rss, run_case};
     let env_usize = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
     let threads = args.threads.or_else(|| env_usize("WINDROW_BENCH_THREADS")).unwrap_or(1);
     let data = args.data.or_else(|| std::env::var_os("WINDROW_BENCH_FILE").map(PathBuf::from));
@@ -786,10 +808,17 @@ fn bench(args: BenchArgs) -> Result<(), String> {
     };
     let (schema, mut batches) = match &data {
         Some(path) => ParquetSource::read_all(path).map_err(|e| e.to_string())?,
-        None => generate(args.rows.unwrap_or(1_000_000), args.keys, 7, 65_536),
+        None => {
+            let spacing = args.spacing.unwrap_or(windrow::bench::SPACING_US);
+            let generator = Generator::new(args.rows.unwrap_or(1_000_000), args.keys, 7, 65_536).spacing_us(spacing);
+            (generator.schema(), generator.collect())
+        }
     };
     if data.is_some() && args.keys != 1000 {
         return Err("--keys applies to the generated stream only; a dataset brings its own keys".into());
+    }
+    if data.is_some() && args.spacing.is_some() {
+        return Err("--spacing applies to the generated stream only; a dataset brings its own times".into());
     }
     if let (Some(_), Some(limit)) = (&data, args.rows) {
         let mut left = limit;
