@@ -944,6 +944,17 @@ fn differential_count() {
     sweep(RefOp::Count, SEEDS, &windowers(), &waits());
 }
 
+/// The same sweep with due windows closed block by block, as shards with many keys do
+/// (`close_inline_from_keys`; the sweep's few keys would otherwise settle after the rows).
+#[test]
+fn differential_close_inline() {
+    fn inline(case: &Case, layout: &Layout) -> WindowOpBuilder {
+        builder_for(case, layout).close_inline_from_keys(0)
+    }
+    let ops = [RefOp::Count, RefOp::Collect, RefOp::FoldSum, RefOp::Max];
+    sweep_with(inline, &ops, &[false, true], "closing block by block");
+}
+
 #[test]
 fn differential_collect() {
     sweep(RefOp::Collect, SEEDS, &windowers(), &waits());

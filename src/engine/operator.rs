@@ -90,6 +90,7 @@ pub struct WindowOpBuilder {
     pool: Option<Arc<rayon::ThreadPool>>,
     /// Internal columns left out of `late` and `errors` (a join's unified event time).
     hidden: Vec<String>,
+    close_inline_from_keys: usize,
 }
 
 impl WindowOpBuilder {
@@ -115,6 +116,7 @@ impl WindowOpBuilder {
             time_source: None,
             pool: None,
             hidden: Vec::new(),
+            close_inline_from_keys: super::shard::CLOSE_INLINE_FROM_KEYS,
         }
     }
 
@@ -129,6 +131,15 @@ impl WindowOpBuilder {
     /// Watermark per key (default) or per stream.
     pub fn scope(mut self, scope: WatermarkScope) -> Self {
         self.scope = scope;
+        self
+    }
+
+    /// From how many keys per shard due windows close block by block, while their keys are
+    /// in cache, instead of once after each batch's rows (default 8192). The outputs are the
+    /// same either way; this only tunes speed, and lets tests run both paths.
+    #[doc(hidden)]
+    pub fn close_inline_from_keys(mut self, keys: usize) -> Self {
+        self.close_inline_from_keys = keys;
         self
     }
 
@@ -460,7 +471,13 @@ impl WindowOpBuilder {
             input_schema: self.schema,
             time,
             unit,
-            cfg: ShardConfig { windower, wait, ordered, track_ctx: factory.emits_rows() },
+            cfg: ShardConfig {
+                windower,
+                wait,
+                ordered,
+                track_ctx: factory.emits_rows(),
+                close_inline_from_keys: self.close_inline_from_keys,
+            },
             scope,
             strict: self.strict,
             time_source,

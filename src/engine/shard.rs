@@ -71,7 +71,17 @@ pub(crate) struct ShardConfig {
     pub ordered: bool,
     /// Record each applied row's window (joins emit rows while applying).
     pub track_ctx: bool,
+    /// From how many keys a shard closes due windows block by block instead of once after
+    /// the rows (see `Shard::process`).
+    pub close_inline_from_keys: usize,
 }
+
+/// Default of [`ShardConfig::close_inline_from_keys`]: about where a shard's per-key state
+/// (key slot, open-window list, hash entry: a few hundred bytes a key) outgrows a core's L2
+/// cache. Measured on the 2-vCPU machine (1 thread, 10 M events, 3.3 per key and minute):
+/// closing block by block is 1.45× faster at 100,000 keys, level at 10,000, and about 10%
+/// slower on the sliding sum at 1000 keys.
+pub(crate) const CLOSE_INLINE_FROM_KEYS: usize = 8192;
 
 /// The window an applied row or merge went to: `(key, id, start, end)` at that moment.
 type OpCtx = (u32, i64, i64, i64);
@@ -163,11 +173,23 @@ struct KeySlot {
     touched: bool,
     /// In `active`.
     active: bool,
+    /// Fixed windows: the key's open list is not in id order (a row opened a window below
+    /// an open one), so its due windows need not be a prefix of the list (see
+    /// [`Shard::close_due_prefix`]). Cleared when a settle leaves the list in id order.
+    unsorted: bool,
 }
 
 impl KeySlot {
     fn new(clock: ClockState) -> Self {
-        KeySlot { clock, recent: NO_WINDOW, recent_count: 0, max_open_id: i64::MIN, touched: false, active: false }
+        KeySlot {
+            clock,
+            recent: NO_WINDOW,
+            recent_count: 0,
+            max_open_id: i64::MIN,
+            touched: false,
+            active: false,
+            unsorted: false,
+        }
     }
 }
 
@@ -213,6 +235,8 @@ pub(crate) struct Shard {
     queue_releases: Vec<u64>,
     closed: Vec<Closed>,
     closed_sessions: Vec<Session>,
+    /// Keys whose first open window a row of the current block made due (`close_inline`).
+    due_keys: Vec<u32>,
     dict_interning: DictInterning,
     /// Dictionary keys: this batch's key ids, row by row.
     dict_ids: Vec<u32>,
@@ -246,6 +270,7 @@ impl Shard {
             queue_releases: Vec::new(),
             closed: Vec::new(),
             closed_sessions: Vec::new(),
+            due_keys: Vec::new(),
             dict_interning: DictInterning::default(),
             dict_ids: Vec::new(),
         }
@@ -302,6 +327,17 @@ impl Shard {
         // its key's previous pane is handled in the loop, like the tumbling case.
         let sliding_panes = !cfg.track_ctx && matches!(cfg.windower, BoundWindower::Fixed(f) if f.offset != f.length);
         let wait = cfg.wait;
+        // Per-key clocks, unordered, fixed windows, no emissions while applying, and many
+        // keys: a key whose first window a row's watermark made due is closed after the row's
+        // block, while the key is still in cache, instead of in a settle pass over every
+        // touched key after the rows, which with many keys misses the cache on each key
+        // again. (With few keys that pass is cheaper: it closes many windows per key at once.)
+        // See `close_due_prefix`.
+        let close_inline = self.keys.len() >= cfg.close_inline_from_keys
+            && matches!(lateness, Lateness::PerKey)
+            && !cfg.ordered
+            && !cfg.track_ctx
+            && matches!(cfg.windower, BoundWindower::Fixed(_));
         // Rows go in blocks: intern the block's keys, load their slots, then run the rows.
         // With many keys, interning and the key's slot are a cache miss each per row; in
         // short loops of independent lookups the processor overlaps those misses, which it
@@ -331,12 +367,16 @@ impl Shard {
             self.load_keys_state(block_keys);
             for (&r, &k) in block.iter().zip(block_keys) {
                 let ts = times[r as usize];
-                let key = &mut self.per_key[k as usize];
                 let is_late = match lateness {
                     Lateness::PerKey => {
+                        let key = &mut self.per_key[k as usize];
                         let cand = wait.and_then(|w| ts.checked_sub(w));
                         let w = key.clock.offer(cand, sys_now);
-                        if !key.touched {
+                        if close_inline && !key.unsorted {
+                            if self.fixed[k as usize].first().is_some_and(|win| win.end <= w) {
+                                self.due_keys.push(k); // (a key may be listed twice)
+                            }
+                        } else if !key.touched {
                             key.touched = true;
                             self.touched.push(k);
                         }
@@ -344,7 +384,7 @@ impl Shard {
                     }
                     Lateness::Stream { late, .. } => late[r as usize],
                 };
-                let recent = key.recent;
+                let recent = self.per_key[k as usize].recent;
                 if is_late {
                     match cfg.windower {
                         BoundWindower::Fixed(f) => {
@@ -380,6 +420,9 @@ impl Shard {
                 } else {
                     self.apply(cfg, k, ts, row);
                 }
+            }
+            if !self.due_keys.is_empty() {
+                self.close_due_keys(sys_now, tumbling);
             }
         }
         // Settle after the rows: per key for keys that had rows; per stream for every key
@@ -500,7 +543,7 @@ impl Shard {
                 let mut max_end = NEG_INF;
                 // Close due windows in creation order and compact the rest in place (a plain
                 // loop: `Vec::retain` cost about 95 instructions per call with 1–2 windows).
-                let (mut kept, mut max_open_id) = (0, i64::MIN);
+                let (mut kept, mut max_open_id, mut unsorted) = (0, i64::MIN, false);
                 for i in 0..open.len() {
                     let win = open[i];
                     if win.end <= w {
@@ -516,11 +559,13 @@ impl Shard {
                     } else {
                         open[kept] = win;
                         kept += 1;
+                        unsorted |= win.id < max_open_id;
                         max_open_id = max_open_id.max(win.id);
                     }
                 }
                 open.truncate(kept);
                 self.per_key[ku].max_open_id = max_open_id;
+                self.per_key[ku].unsorted = unsorted;
                 if max_end != NEG_INF {
                     self.per_key[ku].recent = NO_WINDOW;
                 }
@@ -618,11 +663,76 @@ impl Shard {
     fn open_fixed(&mut self, f: &FixedWindows, k: u32, id: i64, ts: i64) -> OpenWindow {
         let (start, end) = f.bounds(id).unwrap_or((ts, ts));
         let win = OpenWindow { id, start, end, slot: self.alloc_slot() };
-        self.fixed[k as usize].push(win);
+        self.push_open(k, win);
         self.mark_active(k);
-        let max_open_id = &mut self.per_key[k as usize].max_open_id;
-        *max_open_id = (*max_open_id).max(id);
         win
+    }
+
+    /// [`close_due_prefix`](Self::close_due_prefix) for each key in `due_keys`, at its current
+    /// watermark, emptying the list. One call per block of rows: out of the row loop, whose
+    /// inlining it would upset, and cheaper than one call per key.
+    #[inline(never)]
+    fn close_due_keys(&mut self, sys_now: i64, tumbling: bool) {
+        let mut due_keys = std::mem::take(&mut self.due_keys);
+        for &k in &due_keys {
+            let w = self.per_key[k as usize].clock.current(sys_now);
+            self.close_due_prefix(k, w, tumbling);
+        }
+        due_keys.clear();
+        self.due_keys = due_keys; // keeps its capacity
+    }
+
+    /// Appends `win` to key `k`'s open windows (creation order), keeping `max_open_id` and
+    /// `unsorted`.
+    #[inline]
+    fn push_open(&mut self, k: u32, win: OpenWindow) {
+        self.fixed[k as usize].push(win);
+        let key = &mut self.per_key[k as usize];
+        key.unsorted |= win.id < key.max_open_id;
+        key.max_open_id = key.max_open_id.max(win.id);
+    }
+
+    /// Closes key `k`'s open windows from the first while they are due at watermark `w`
+    /// (`end <= w`).
+    ///
+    /// Only for a key whose open list is in id order (`!unsorted`). Then the due windows are
+    /// a prefix of the list, since ends grow with ids, and closing each prefix as soon as the
+    /// watermark passes it emits them in creation order, as one settle after the rows would
+    /// (spec §7.2): a window closed here was opened before every window still open. The rows
+    /// of the batch cannot reach a closed window: an on-time row has `ts >= w >= end`. A key
+    /// whose list leaves id order is settled after the rows instead.
+    #[inline(always)] // one caller, in a loop
+    fn close_due_prefix(&mut self, k: u32, w: i64, tumbling: bool) {
+        let ku = k as usize;
+        let open = &mut self.fixed[ku];
+        let mut due = 0;
+        while let Some(win) = open.get(due).filter(|win| win.end <= w) {
+            let (id, start, end, slot) = (win.id, win.start, win.end, win.slot);
+            self.closed.push(Closed { key: k, id, start, end, slot, merged: Vec::new() });
+            due += 1;
+        }
+        if due == 0 {
+            return; // listed twice in the block
+        }
+        // The rest moves to the front (a short list: a plain loop, not a `memmove` call).
+        for i in due..open.len() {
+            open[i - due] = open[i];
+        }
+        open.truncate(open.len() - due);
+        let key = &mut self.per_key[ku];
+        // Tumbling: `recent` keeps working (a row in a closed window is late, so it never
+        // uses the closed window's slot; its id still finds the neighbours). Sliding: the
+        // pane's position moved with the list, and a pane that lost a window is over.
+        if !tumbling {
+            match u32::try_from(due).ok().and_then(|d| key.recent.slot.checked_sub(d)) {
+                Some(at) if key.recent.start <= key.recent.end => key.recent.slot = at,
+                _ => key.recent = NO_WINDOW,
+            }
+        }
+        if open.is_empty() {
+            key.max_open_id = i64::MIN;
+            open.shrink_to(4);
+        }
     }
 
     /// [`apply`](Self::apply) for sliding windows (hopping: offset < length).
@@ -1298,11 +1408,7 @@ impl Shard {
             slots.push(slot);
             let (id, start, end) = (id.value(r), start.value(r), end.value(r));
             match cfg.windower {
-                BoundWindower::Fixed(_) => {
-                    self.fixed[k as usize].push(OpenWindow { id, start, end, slot });
-                    let max_open_id = &mut self.per_key[k as usize].max_open_id;
-                    *max_open_id = (*max_open_id).max(id);
-                }
+                BoundWindower::Fixed(_) => self.push_open(k, OpenWindow { id, start, end, slot }),
                 BoundWindower::Session { .. } => {
                     let m = merged.value(r);
                     let merged_ids = m.as_primitive::<Int64Type>().values().to_vec();
