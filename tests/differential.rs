@@ -1348,6 +1348,37 @@ fn check_example_engine_only(
     }
 }
 
+/// §7.2 for sessions closed early: a key's due sessions that are the oldest close after
+/// their block of rows, the rest with the settle after the rows, and together they keep
+/// creation order. Gap 10 s, wait 20 s, unordered count, one batch; 60 rows of another key
+/// first, so that `d` ends the engine's first 64-row block and `e` starts the next. After
+/// `d` (watermark 140 s) sessions 0 `[100]` and 2 `[125]` are due, session 1 `[140]` is
+/// not: only 0 may close there. `e` (watermark 180 s) makes 1, 2 and 3 due.
+#[test]
+fn sessions_closed_early_keep_creation_order() {
+    let mut items: Vec<(&str, char, i64)> = vec![("z", 'z', 100); 60];
+    items.extend([("k", 'a', 100), ("k", 'b', 140), ("k", 'c', 125), ("k", 'd', 160), ("k", 'e', 200)]);
+    let rows = letter_rows(&items);
+    let case = Case {
+        seed: 0,
+        size: StreamSize::Normal,
+        op: RefOp::Count,
+        windower: RefWindower::Session { gap: 10 * S },
+        wait: Some(20 * S),
+        per_stream: false,
+        ordered: false,
+    };
+    let layout = Layout::standard();
+    for threads in [1, 2] {
+        let run = run_engine(&case, &layout, &batches_of(&rows, WHOLE, &layout), threads).unwrap();
+        let out = run.out.by_key().remove("k").unwrap_or_default();
+        let down: Vec<i64> = out.down.iter().map(|d| d.window_id).collect();
+        let meta: Vec<i64> = out.meta.iter().map(|m| m.window_id).collect();
+        assert_eq!(down, [0, 1, 2, 3, 4], "down, {threads} thread(s)");
+        assert_eq!(meta, [0, 1, 2, 3, 4], "meta, {threads} thread(s)");
+    }
+}
+
 /// §12 per-stream example and §7.5 per-key example through the engine for several batchings.
 #[test]
 fn spec_watermark_scope_examples() {

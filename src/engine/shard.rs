@@ -338,6 +338,18 @@ impl Shard {
             && !cfg.ordered
             && !cfg.track_ctx
             && matches!(cfg.windower, BoundWindower::Fixed(_));
+        // Sessions (per-key clocks, unordered, no emissions while applying), whatever the key
+        // count: a key's oldest sessions that are due close after the block too, so that a key
+        // with many rows per batch keeps a short live list (assigning a row scans it). The
+        // key still settles after the rows, for due sessions behind a live one.
+        let close_sessions = match cfg.windower {
+            BoundWindower::Session { gap }
+                if matches!(lateness, Lateness::PerKey) && !cfg.ordered && !cfg.track_ctx =>
+            {
+                Some(gap)
+            }
+            _ => None,
+        };
         // Rows go in blocks: intern the block's keys, load their slots, then run the rows.
         // With many keys, interning and the key's slot are a cache miss each per row; in
         // short loops of independent lookups the processor overlaps those misses, which it
@@ -376,9 +388,16 @@ impl Shard {
                             if self.fixed[k as usize].first().is_some_and(|win| win.end <= w) {
                                 self.due_keys.push(k); // (a key may be listed twice)
                             }
-                        } else if !key.touched {
-                            key.touched = true;
-                            self.touched.push(k);
+                        } else {
+                            if !key.touched {
+                                key.touched = true;
+                                self.touched.push(k);
+                            }
+                            if let Some(gap) = close_sessions
+                                && self.sessions[k as usize].first_due(w, gap)
+                            {
+                                self.due_keys.push(k);
+                            }
                         }
                         ts < w
                     }
@@ -422,7 +441,7 @@ impl Shard {
                 }
             }
             if !self.due_keys.is_empty() {
-                self.close_due_keys(sys_now, tumbling);
+                self.close_due_keys(cfg, sys_now, tumbling);
             }
         }
         // Settle after the rows: per key for keys that had rows; per stream for every key
@@ -581,16 +600,23 @@ impl Shard {
             BoundWindower::Session { gap } => {
                 let mut out = std::mem::take(&mut self.closed_sessions);
                 self.sessions[ku].close(w, gap, &mut out);
-                for s in out.drain(..) {
-                    let Session { id, first, last, mut merged, slot } = s;
-                    merged.sort_unstable();
-                    self.closed.push(Closed { key: k, id, start: first, end: last, slot, merged });
-                }
-                self.closed_sessions = out;
-                if self.sessions[ku].live.is_empty() {
-                    self.sessions[ku].live.shrink_to(2);
-                }
+                self.push_closed_sessions(k, out);
             }
+        }
+    }
+
+    /// Records the sessions in `out` (closed, in creation order) as key `k`'s closed windows;
+    /// `out` goes back as the scratch list, empty.
+    fn push_closed_sessions(&mut self, k: u32, mut out: Vec<Session>) {
+        for s in out.drain(..) {
+            let Session { id, first, last, mut merged, slot } = s;
+            merged.sort_unstable();
+            self.closed.push(Closed { key: k, id, start: first, end: last, slot, merged });
+        }
+        self.closed_sessions = out;
+        let live = &mut self.sessions[k as usize].live;
+        if live.is_empty() {
+            live.shrink_to(2);
         }
     }
 
@@ -672,11 +698,18 @@ impl Shard {
     /// watermark, emptying the list. One call per block of rows: out of the row loop, whose
     /// inlining it would upset, and cheaper than one call per key.
     #[inline(never)]
-    fn close_due_keys(&mut self, sys_now: i64, tumbling: bool) {
+    fn close_due_keys(&mut self, cfg: &ShardConfig, sys_now: i64, tumbling: bool) {
         let mut due_keys = std::mem::take(&mut self.due_keys);
         for &k in &due_keys {
             let w = self.per_key[k as usize].clock.current(sys_now);
-            self.close_due_prefix(k, w, tumbling);
+            match cfg.windower {
+                BoundWindower::Fixed(_) => self.close_due_prefix(k, w, tumbling),
+                BoundWindower::Session { gap } => {
+                    let mut out = std::mem::take(&mut self.closed_sessions);
+                    self.sessions[k as usize].close_prefix(w, gap, &mut out);
+                    self.push_closed_sessions(k, out);
+                }
+            }
         }
         due_keys.clear();
         self.due_keys = due_keys; // keeps its capacity

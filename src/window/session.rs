@@ -180,6 +180,28 @@ impl Sessions {
         self.live[next].slot = REMOVED;
     }
 
+    /// Whether the oldest live session is due at watermark `w` (what
+    /// [`close_prefix`](Self::close_prefix) would close first).
+    #[inline]
+    pub fn first_due(&self, w: i64, gap: i64) -> bool {
+        match (self.live.first(), w.checked_sub(gap)) {
+            (Some(s), Some(limit)) => w != crate::time::NEG_INF && (w == crate::time::POS_INF || s.last < limit),
+            _ => false,
+        }
+    }
+
+    /// [`close`](Self::close) of the live sessions from the oldest while they are due: the
+    /// first ones `close` would move to `out`, in the same order. Closing them before the
+    /// settle after the rows keeps creation order: every session left was created later.
+    pub fn close_prefix(&mut self, w: i64, gap: i64, out: &mut Vec<Session>) {
+        let (Some(limit), false) = (w.checked_sub(gap), w == crate::time::NEG_INF) else {
+            return;
+        };
+        let closes_all = w == crate::time::POS_INF;
+        let due = self.live.iter().take_while(|s| closes_all || s.last < limit).count();
+        out.extend(self.live.drain(..due));
+    }
+
     /// Removes and returns (in creation order) every session with `last < w − gap`.
     pub fn close(&mut self, w: i64, gap: i64, out: &mut Vec<Session>) {
         let Some(limit) = w.checked_sub(gap) else {
