@@ -190,6 +190,10 @@ fn gen_spacing_moves_only_the_base_times() {
         assert!(!ok, "--spacing {bad} was accepted");
         assert!(stderr.contains(bad), "--spacing {bad}: {stderr}");
     }
+    let (ok, _, stderr) = run(windrow()
+        .args(["gen", "--rows", "100000000000", "--spacing", "1h", "--out"])
+        .arg(dir.path().join("y.parquet")));
+    assert!(!ok && stderr.contains("run past the year 9999"), "{stderr}");
     let data = dir.path().join("events-default.parquet");
     let (ok, _, stderr) = run(windrow().args(["bench", "--runs", "1", "--spacing", "1ms", "--data"]).arg(&data));
     assert!(!ok && stderr.contains("--spacing applies to the generated stream only"), "{stderr}");

@@ -486,13 +486,29 @@ fn parse_positive(text: &str) -> Result<usize, String> {
     }
 }
 
-/// `--spacing`: a duration of whole microseconds, from 1 µs to 1 h (so that 2^32 rows' times
-/// stay far inside the representable range).
+/// `--spacing`: a duration of whole microseconds, from 1 µs to 1 h (the rows' times are then
+/// checked against the row count by [`check_spacing`]).
 fn parse_spacing(text: &str) -> Result<i64, String> {
     let d = parse_duration(text)?;
     match d.num_microseconds() {
         Some(us) if (1..=3_600_000_000).contains(&us) && d.subsec_nanos() % 1000 == 0 => Ok(us),
         _ => Err(format!("invalid spacing \"{text}\": expected whole microseconds from 1us to 1h")),
+    }
+}
+
+/// Refuses a row count and spacing whose generated times would run past the year 9999 (the
+/// generator would otherwise clamp them).
+fn check_spacing(rows: usize, spacing_us: i64) -> Result<(), String> {
+    const START_US: i64 = 1_704_067_200_000_000; // 2024-01-01, the generator's start
+    const END_US: i64 = 253_402_300_799_999_999; // 9999-12-31T23:59:59.999999Z
+    let end = i64::try_from(rows).ok().and_then(|n| n.checked_mul(spacing_us)).and_then(|d| d.checked_add(START_US));
+    match end {
+        Some(end) if end <= END_US => Ok(()),
+        _ => Err(format!(
+            "{} rows {} apart run past the year 9999; use fewer rows or a smaller --spacing",
+            thousands(rows as u64),
+            show_duration(TimeDelta::microseconds(spacing_us))
+        )),
     }
 }
 
@@ -754,6 +770,7 @@ fn gen_data(args: GenArgs) -> Result<(), String> {
     use windrow::bench::Generator;
     let format = args.format.map(FileFormat::from);
     let roll = RollPolicy { max_rows: args.max_file_rows.map(|n| n as u64), ..RollPolicy::default() };
+    check_spacing(args.rows, args.spacing)?;
     let mut generator = Generator::new(args.rows, args.keys, args.seed, args.batch_rows).spacing_us(args.spacing);
     let mut sink =
         open_sink(&args.out, format, generator.schema(), roll, args.batch_rows).map_err(|e| e.to_string())?;
@@ -806,20 +823,22 @@ fn bench(args: BenchArgs) -> Result<(), String> {
             })
             .collect::<Result<_, _>>()?
     };
-    let (schema, mut batches) = match &data {
-        Some(path) => ParquetSource::read_all(path).map_err(|e| e.to_string())?,
-        None => {
-            let spacing = args.spacing.unwrap_or(windrow::bench::SPACING_US);
-            let generator = Generator::new(args.rows.unwrap_or(1_000_000), args.keys, 7, 65_536).spacing_us(spacing);
-            (generator.schema(), generator.collect())
-        }
-    };
+    // Option mistakes first, before reading or generating anything.
     if data.is_some() && args.keys != 1000 {
         return Err("--keys applies to the generated stream only; a dataset brings its own keys".into());
     }
     if data.is_some() && args.spacing.is_some() {
         return Err("--spacing applies to the generated stream only; a dataset brings its own times".into());
     }
+    let (schema, mut batches) = match &data {
+        Some(path) => ParquetSource::read_all(path).map_err(|e| e.to_string())?,
+        None => {
+            let (rows, spacing) = (args.rows.unwrap_or(1_000_000), args.spacing.unwrap_or(windrow::bench::SPACING_US));
+            check_spacing(rows, spacing)?;
+            let generator = Generator::new(rows, args.keys, 7, 65_536).spacing_us(spacing);
+            (generator.schema(), generator.collect())
+        }
+    };
     if let (Some(_), Some(limit)) = (&data, args.rows) {
         let mut left = limit;
         batches = batches

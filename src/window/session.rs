@@ -35,6 +35,13 @@ pub(crate) struct Sessions {
     pub next_id: i64,
 }
 
+/// Whether session `s` is due at watermark `w` (spec §7.1: `last < w − gap`): every session
+/// at `+∞`, none at `−∞` or where `w − gap` overflows.
+#[inline]
+fn due(s: &Session, w: i64, gap: i64) -> bool {
+    w != crate::time::NEG_INF && (w == crate::time::POS_INF || w.checked_sub(gap).is_some_and(|limit| s.last < limit))
+}
+
 /// `a − b <= gap` without overflow.
 #[inline]
 fn within(a: i64, b: i64, gap: i64) -> bool {
@@ -184,34 +191,20 @@ impl Sessions {
     /// [`close_prefix`](Self::close_prefix) would close first).
     #[inline]
     pub fn first_due(&self, w: i64, gap: i64) -> bool {
-        match (self.live.first(), w.checked_sub(gap)) {
-            (Some(s), Some(limit)) => w != crate::time::NEG_INF && (w == crate::time::POS_INF || s.last < limit),
-            _ => false,
-        }
+        self.live.first().is_some_and(|s| due(s, w, gap))
     }
 
     /// [`close`](Self::close) of the live sessions from the oldest while they are due: the
     /// first ones `close` would move to `out`, in the same order. Closing them before the
     /// settle after the rows keeps creation order: every session left was created later.
     pub fn close_prefix(&mut self, w: i64, gap: i64, out: &mut Vec<Session>) {
-        let (Some(limit), false) = (w.checked_sub(gap), w == crate::time::NEG_INF) else {
-            return;
-        };
-        let closes_all = w == crate::time::POS_INF;
-        let due = self.live.iter().take_while(|s| closes_all || s.last < limit).count();
-        out.extend(self.live.drain(..due));
+        let n = self.live.iter().take_while(|s| due(s, w, gap)).count();
+        out.extend(self.live.drain(..n));
     }
 
     /// Removes and returns (in creation order) every session with `last < w − gap`.
     pub fn close(&mut self, w: i64, gap: i64, out: &mut Vec<Session>) {
-        let Some(limit) = w.checked_sub(gap) else {
-            return;
-        };
-        if w == crate::time::NEG_INF {
-            return;
-        }
-        let closes_all = w == crate::time::POS_INF;
-        out.extend(self.live.extract_if(.., |s| closes_all || s.last < limit));
+        out.extend(self.live.extract_if(.., |s| due(s, w, gap)));
     }
 }
 
