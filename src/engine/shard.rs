@@ -235,7 +235,8 @@ pub(crate) struct Shard {
     queue_releases: Vec<u64>,
     closed: Vec<Closed>,
     closed_sessions: Vec<Session>,
-    /// Keys whose first open window a row of the current block made due (`close_inline`).
+    /// Fixed windows: keys whose first open window a row of the current block made due
+    /// (`close_inline`).
     due_keys: Vec<u32>,
     dict_interning: DictInterning,
     /// Dictionary keys: this batch's key ids, row by row.
@@ -388,16 +389,9 @@ impl Shard {
                             if self.fixed[k as usize].first().is_some_and(|win| win.end <= w) {
                                 self.due_keys.push(k); // (a key may be listed twice)
                             }
-                        } else {
-                            if !key.touched {
-                                key.touched = true;
-                                self.touched.push(k);
-                            }
-                            if let Some(gap) = close_sessions
-                                && self.sessions[k as usize].first_due(w, gap)
-                            {
-                                self.due_keys.push(k);
-                            }
+                        } else if !key.touched {
+                            key.touched = true;
+                            self.touched.push(k);
                         }
                         ts < w
                     }
@@ -441,7 +435,10 @@ impl Shard {
                 }
             }
             if !self.due_keys.is_empty() {
-                self.close_due_keys(cfg, sys_now, tumbling);
+                self.close_due_keys(sys_now, tumbling);
+            }
+            if let Some(gap) = close_sessions {
+                self.close_due_sessions(block_keys, sys_now, gap);
             }
         }
         // Settle after the rows: per key for keys that had rows; per stream for every key
@@ -698,21 +695,29 @@ impl Shard {
     /// watermark, emptying the list. One call per block of rows: out of the row loop, whose
     /// inlining it would upset, and cheaper than one call per key.
     #[inline(never)]
-    fn close_due_keys(&mut self, cfg: &ShardConfig, sys_now: i64, tumbling: bool) {
+    fn close_due_keys(&mut self, sys_now: i64, tumbling: bool) {
         let mut due_keys = std::mem::take(&mut self.due_keys);
         for &k in &due_keys {
             let w = self.per_key[k as usize].clock.current(sys_now);
-            match cfg.windower {
-                BoundWindower::Fixed(_) => self.close_due_prefix(k, w, tumbling),
-                BoundWindower::Session { gap } => {
-                    let mut out = std::mem::take(&mut self.closed_sessions);
-                    self.sessions[k as usize].close_prefix(w, gap, &mut out);
-                    self.push_closed_sessions(k, out);
-                }
-            }
+            self.close_due_prefix(k, w, tumbling);
         }
         due_keys.clear();
         self.due_keys = due_keys; // keeps its capacity
+    }
+
+    /// Sessions: closes the oldest due sessions of each key of a block of rows (`keys`, in
+    /// cache), at the key's current watermark. A key listed twice finds nothing due the
+    /// second time. Done here, not in the row loop, so that fixed windows pay nothing for it.
+    #[inline(never)]
+    fn close_due_sessions(&mut self, keys: &[u32], sys_now: i64, gap: i64) {
+        for &k in keys {
+            let w = self.per_key[k as usize].clock.current(sys_now);
+            if self.sessions[k as usize].first_due(w, gap) {
+                let mut out = std::mem::take(&mut self.closed_sessions);
+                self.sessions[k as usize].close_prefix(w, gap, &mut out);
+                self.push_closed_sessions(k, out);
+            }
+        }
     }
 
     /// Appends `win` to key `k`'s open windows (creation order), keeping `max_open_id` and
