@@ -313,6 +313,9 @@ enum KeyKind {
     Utf8,
     /// `key: Dictionary(Int32, Utf8)`, each batch with its own (reversed) dictionary.
     Dict,
+    /// As `Dict`, but as a Parquet reader hands them out: the batches of a row group (three
+    /// batches here) are slices of one array, sharing its dictionary.
+    DictShared,
     /// `key: Int64` (reference keys must be decimal integers).
     Int64,
     /// Two key columns `a: Utf8`, `b: Int64` (reference keys are `"a|b"`).
@@ -350,7 +353,7 @@ impl Layout {
     fn schema(&self) -> SchemaRef {
         let mut fields = match self.key {
             KeyKind::Utf8 => vec![Field::new("key", DataType::Utf8, true)],
-            KeyKind::Dict => {
+            KeyKind::Dict | KeyKind::DictShared => {
                 vec![Field::new("key", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true)]
             }
             KeyKind::Int64 => vec![Field::new("key", DataType::Int64, true)],
@@ -411,7 +414,7 @@ fn make_batch(rows: &[RefRow], layout: &Layout) -> RecordBatch {
     let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
     let mut cols: Vec<ArrayRef> = match layout.key {
         KeyKind::Utf8 => vec![Arc::new(StringArray::from(keys))],
-        KeyKind::Dict => {
+        KeyKind::Dict | KeyKind::DictShared => {
             // A per-batch dictionary in reverse-sorted order, so indices differ across batches;
             // then a value no row uses and a second copy of every value, which odd rows use
             // (rows with equal values but different indices are one key).
@@ -457,7 +460,18 @@ fn batches_of(rows: &[RefRow], size: usize, layout: &Layout) -> Vec<RecordBatch>
     if rows.is_empty() {
         return Vec::new();
     }
-    rows.chunks(size.min(rows.len())).map(|c| make_batch(c, layout)).collect()
+    let size = size.min(rows.len());
+    if layout.key == KeyKind::DictShared {
+        // One array per row group of three batches, each group's dictionary ordered its own way.
+        return rows
+            .chunks(size.saturating_mul(3))
+            .flat_map(|group| {
+                let whole = make_batch(group, layout);
+                (0..group.len()).step_by(size).map(move |at| whole.slice(at, size.min(group.len() - at)))
+            })
+            .collect();
+    }
+    rows.chunks(size).map(|c| make_batch(c, layout)).collect()
 }
 
 // =============================================================================================
@@ -1667,6 +1681,17 @@ fn dictionary_keys() {
     let rows = generate(4);
     let layout = Layout { key: KeyKind::Dict, ..Layout::standard() };
     check_layout(&rows, &layout, "Dictionary(Int32, Utf8) key", Depth::Full);
+}
+
+/// Dictionary keys whose batches share a dictionary, as a Parquet reader's batches of one row
+/// group do: a shard looks each value up once per dictionary, not once per batch, and must not
+/// carry those lookups over to the next row group's dictionary.
+#[test]
+fn dictionary_keys_shared_across_batches() {
+    let rows = generate(9);
+    let layout = Layout { key: KeyKind::DictShared, ..Layout::standard() };
+    check_layout(&rows, &layout, "Dictionary(Int32, Utf8) key shared by batches", Depth::Full);
+    check_layout(&rows, &layout, "Dictionary(Int32, Utf8) key shared by batches", Depth::Light);
 }
 
 /// `Int64` keys (negative and large values) give the same windows as Utf8 keys; the key

@@ -7,7 +7,8 @@
 //! bytes and back. The string path skips the row encoding and decoding, which a profile of
 //! the 1000-key benchmark showed as about an eighth of all time.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::agg::ByteInterner;
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt32Array};
@@ -91,6 +92,8 @@ pub(crate) struct BoundKeys {
     /// Types of the evaluated key columns, before row encoding.
     raw_types: Vec<DataType>,
     random: RandomState,
+    /// Dictionary keys: the last dictionary seen (see [`DictCache`]).
+    dict_cache: Mutex<Option<DictCache>>,
 }
 
 /// The keys of one batch.
@@ -116,8 +119,26 @@ pub(crate) struct DictKeys {
     pub indices: Vec<u32>,
     pub values: StringArray,
     /// Per dictionary value: its hash (what hashing a `Utf8` column with it gives).
-    value_hashes: Vec<u64>,
+    value_hashes: Arc<[u64]>,
+    /// Names this dictionary: batches carrying the very same dictionary (the same buffers) get
+    /// the same generation, any other dictionary another, unique in the process. Shards keep
+    /// their value-to-key-id lookups for as long as the generation lasts.
+    pub generation: u64,
 }
+
+/// The dictionary a key column last came with and its values' hashes. A Parquet reader hands
+/// every batch of a row group the same dictionary, so it is hashed once per row group, not
+/// once per batch (with 100,000 keys, a 65,536-row batch's dictionary has more values than the
+/// batch has rows).
+struct DictCache {
+    /// Kept alive, so that no other dictionary can reuse its buffers' addresses.
+    values: StringArray,
+    hashes: Arc<[u64]>,
+    generation: u64,
+}
+
+/// Dictionary generations, unique in the process (0: none).
+static NEXT_DICT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 impl DictKeys {
     #[inline(never)]
@@ -211,6 +232,7 @@ impl BoundKeys {
             key_columns,
             raw_types: types,
             random: RandomState::with_seed(0x77696e64),
+            dict_cache: Mutex::new(None),
         })
     }
 
@@ -272,9 +294,24 @@ impl BoundKeys {
         } else {
             dict.normalized_keys().into_iter().map(|i| i as u32).collect()
         };
-        let mut value_hashes = vec![0; values.len()];
-        create_hashes(&[Arc::new(values.clone()) as ArrayRef], &self.random, &mut value_hashes)?;
-        Ok(DictKeys { indices, values, value_hashes })
+        let (value_hashes, generation) = self.dict_hashes(&values)?;
+        Ok(DictKeys { indices, values, value_hashes, generation })
+    }
+
+    /// The hashes of dictionary `values` and its generation: those of the last dictionary when
+    /// it is the same one (the same buffers), else hashed now under a new generation.
+    fn dict_hashes(&self, values: &StringArray) -> Result<(Arc<[u64]>, u64)> {
+        let mut cache =
+            self.dict_cache.lock().map_err(|_| WindrowError::Internal("dictionary cache poisoned".into()))?;
+        if let Some(c) = cache.as_ref().filter(|c| c.values.to_data().ptr_eq(&values.to_data())) {
+            return Ok((Arc::clone(&c.hashes), c.generation));
+        }
+        let mut hashes = vec![0; values.len()];
+        create_hashes(&[Arc::new(values.clone()) as ArrayRef], &self.random, &mut hashes)?;
+        let hashes: Arc<[u64]> = hashes.into();
+        let generation = NEXT_DICT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        *cache = Some(DictCache { values: values.clone(), hashes: Arc::clone(&hashes), generation });
+        Ok((hashes, generation))
     }
 
     /// Hashes the keys of rows `start..start + out.len()` into `out`.
@@ -422,39 +459,40 @@ impl KeyTable {
 }
 
 /// A shard's interning of dictionary key columns: per dictionary index, the key id of its
-/// value, looked up in the [`KeyTable`] once per batch.
+/// value, looked up in the [`KeyTable`] once per dictionary (per row group, read from Parquet).
 #[derive(Default)]
 pub(crate) struct DictInterning {
-    /// Per dictionary index: `(batch, id)`, the key id of that value if it was interned in
-    /// batch number `batch` (entries of earlier batches are stale: another batch's dictionary
-    /// may order its values differently).
+    /// Per dictionary index: `(generation, id)`, the key id of that value if it was interned
+    /// while dictionary `generation` was current (entries of other generations are stale:
+    /// another dictionary may order its values differently). Key ids are never reused, so an
+    /// entry stays right for as long as its dictionary comes back.
     by_index: Vec<(u64, u32)>,
-    /// Batches begun; 0 marks no batch.
-    batch: u64,
+    /// The current dictionary's generation (0: none yet).
+    generation: u64,
 }
 
 impl DictInterning {
     /// Starts a batch with dictionary `dict`.
     pub fn begin_batch(&mut self, dict: &DictKeys) {
-        self.batch += 1;
+        self.generation = dict.generation;
         if self.by_index.len() < dict.values.len() {
             self.by_index.resize(dict.values.len(), (0, 0));
         }
     }
 
     /// The id of row `r` of `keys` (whose dictionary is `dict`) in `table`, and whether it
-    /// is new: each value is looked up once per batch, its other rows find it by index.
+    /// is new: each value is looked up once per dictionary, its other rows find it by index.
     #[inline]
     pub fn intern(&mut self, table: &mut KeyTable, keys: &BatchKeys, dict: &DictKeys, r: usize) -> Result<(u32, bool)> {
         let v = dict.indices[r] as usize;
-        let (batch, id) = self.by_index[v];
-        if batch == self.batch {
+        let (generation, id) = self.by_index[v];
+        if generation == self.generation {
             return Ok((id, false));
         }
         // Through the out-of-line lookup restores use: a third caller of the table's lookup
         // made the compiler stop inlining it into the `Utf8` path.
         let (id, new) = table.intern_saved(dict.values.value(v).as_bytes(), keys.hashes[r])?;
-        self.by_index[v] = (self.batch, id);
+        self.by_index[v] = (self.generation, id);
         Ok((id, new))
     }
 }
@@ -509,6 +547,47 @@ mod tests {
         assert_eq!(ids, [(0, true), (1, true), (2, true), (0, false), (3, true), (1, false)]);
         let utf8_ids: Vec<u32> = (0..strings.len()).map(|r| table.intern(&u, r).unwrap().0).collect();
         assert_eq!(utf8_ids, [0, 1, 2, 0, 3, 1]);
+    }
+
+    /// Batches sharing one dictionary (slices of one array, as a Parquet reader's batches of a
+    /// row group) share its hashes and its generation; an equal dictionary in other buffers is
+    /// another generation, and a shard's value lookups of one generation are not reused for it.
+    #[test]
+    fn a_shared_dictionary_is_hashed_and_looked_up_once() {
+        let values = StringArray::from(vec!["x", "y", "z"]);
+        let whole: ArrayRef = Arc::new(
+            DictionaryArray::<Int8Type>::try_new(Int8Array::from(vec![0, 1, 2, 0, 1, 2]), Arc::new(values)).unwrap(),
+        );
+        let (batch1, keys) = batch(whole.slice(0, 3));
+        let batch2 = RecordBatch::try_new(batch1.schema(), vec![whole.slice(3, 3)]).unwrap();
+        let (k1, k2) = (keys.encode(&batch1, None).unwrap(), keys.encode(&batch2, None).unwrap());
+        let (d1, d2) = (k1.dictionary().unwrap(), k2.dictionary().unwrap());
+        assert_eq!(d1.generation, d2.generation, "slices of one array: one dictionary");
+        assert!(Arc::ptr_eq(&d1.value_hashes, &d2.value_hashes), "hashed once");
+        // The same strings, reordered, in buffers of their own: a new dictionary.
+        let other: ArrayRef = Arc::new(
+            DictionaryArray::<Int8Type>::try_new(
+                Int8Array::from(vec![0, 1, 2]),
+                Arc::new(StringArray::from(vec!["z", "x", "y"])),
+            )
+            .unwrap(),
+        );
+        let batch3 = RecordBatch::try_new(batch1.schema(), vec![other]).unwrap();
+        let k3 = keys.encode(&batch3, None).unwrap();
+        let d3 = k3.dictionary().unwrap();
+        assert_ne!(d3.generation, d1.generation);
+        assert_eq!((k3.hashes[0], k3.hashes[1]), (k1.hashes[2], k1.hashes[0]), "hashed by value");
+        // A shard: the second batch finds every value from the first; the third looks its own
+        // up again and gets the ids of its strings, not of its indices' old values.
+        let (mut table, mut interning) = (KeyTable::default(), DictInterning::default());
+        let mut ids = |k: &BatchKeys| {
+            let dict = k.dictionary().unwrap();
+            interning.begin_batch(dict);
+            (0..3).map(|r| interning.intern(&mut table, k, dict, r).unwrap()).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&k1), [(0, true), (1, true), (2, true)]);
+        assert_eq!(ids(&k2), [(0, false), (1, false), (2, false)]);
+        assert_eq!(ids(&k3), [(2, false), (0, false), (1, false)]);
     }
 
     /// A null index and an index to a null value are both null keys; an all-null column
