@@ -247,6 +247,45 @@ fn gen_then_run_for_every_format() {
     assert_eq!(rows(&read(ParquetSource::open(&parts, 65_536).unwrap())), 10_000);
 }
 
+/// `run --dictionary-keys` reads the key column as the file stores it (a dictionary) and gives
+/// the same windows and the same late rows, key column type included; on an input that is not
+/// Parquet it is refused.
+#[test]
+fn dictionary_keys_give_the_same_windows_and_late_rows() {
+    use arrow::compute::concat_batches;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("events.parquet");
+    let (ok, _, stderr) = run(windrow().args(["gen", "--rows", "30000", "--keys", "40", "--out"]).arg(&data));
+    assert!(ok, "{stderr}");
+    let outputs = |flag: Option<&str>| {
+        let (down, late) = (dir.path().join("down.parquet"), dir.path().join("late.parquet"));
+        let (ok, _, stderr) = run(windrow()
+            .args(["run", "--input"])
+            .arg(&data)
+            .args(["--time", "ts", "--key", "key", "--wait", "10s", "--window", "sliding:1m/20s", "--limit", "0"])
+            .args(["--agg", "count", "--agg", "sum:value"])
+            .args(flag)
+            .arg("--output")
+            .arg(format!("down={}", down.display()))
+            .arg("--output")
+            .arg(format!("late={}", late.display())));
+        assert!(ok, "{flag:?}: {stderr}");
+        let one = |b: Vec<RecordBatch>| concat_batches(&b[0].schema(), &b).unwrap();
+        (one(read(ParquetSource::open(&down, 65_536).unwrap())), one(read(ParquetSource::open(&late, 65_536).unwrap())))
+    };
+    let (down, late) = outputs(None);
+    let (dict_down, dict_late) = outputs(Some("--dictionary-keys"));
+    assert!(down.num_rows() > 1000 && late.num_rows() > 100, "{} windows, {} late", down.num_rows(), late.num_rows());
+    assert_eq!(dict_down, down);
+    assert_eq!(dict_late, late, "keys leave the engine as strings, late rows' too");
+
+    let csv = dir.path().join("events.csv");
+    let (ok, _, stderr) = run(windrow().args(["gen", "--rows", "100", "--out"]).arg(&csv));
+    assert!(ok, "{stderr}");
+    let (ok, _, e) = run(windrow().args(["run", "--key", "key", "--dictionary-keys", "--input"]).arg(&csv));
+    assert!(!ok && e.contains("--dictionary-keys") && e.contains("not Parquet"), "{e}");
+}
+
 fn pipeline_error(dir: &Path, toml: &str) -> String {
     let file = dir.join("p.toml");
     std::fs::write(&file, toml).unwrap();
@@ -309,6 +348,15 @@ fn bad_pipelines_fail_with_a_message_that_says_what_to_fix() {
         ),
     );
     assert!(e.contains("output 2") && e.contains("also the path of output \"per_minute.down\""), "{e}");
+
+    let e =
+        pipeline_error(dir.path(), &good.replace("name = \"clicks\"", "name = \"clicks\"\ndictionary = [\"bytes\"]"));
+    assert!(e.contains("\"bytes\"") && e.contains("has type Float64") && e.contains("string columns"), "{e}");
+    let e = pipeline_error(
+        dir.path(),
+        &good.replace("name = \"clicks\"", "name = \"clicks\"\nkind = \"csv\"\ndictionary = [\"user\"]"),
+    );
+    assert!(e.contains("dictionary") && e.contains("csv"), "{e}");
 
     let missing = GOOD.replace("DATA", "nowhere/clicks.parquet");
     let e = pipeline_error(dir.path(), &missing);

@@ -436,3 +436,80 @@ fn parquet_skip_rows_skips_files_and_row_groups_and_reads_exactly_the_rest() {
     assert_eq!(src.skip_rows(500).unwrap(), 0);
     assert_eq!(src.next_batch().unwrap().unwrap().slice(0, 1), all.slice(first.num_rows(), 1));
 }
+
+/// `dictionary` columns come back as `Dictionary(Int32, Utf8)` holding the same strings. The
+/// batches of one row group share the file's dictionary (seven users, not one dictionary per
+/// batch); a file written without dictionary pages reads the same. It works with a projection
+/// and after a skip. A column that is not a string or not in the file is refused by name, and
+/// IPC and CSV refuse the option.
+#[test]
+fn parquet_dictionary_columns_keep_the_files_dictionary() {
+    use arrow::array::AsArray;
+    use arrow::compute::cast;
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    let dir = tempfile::tempdir().unwrap();
+    let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let as_strings = |b: &RecordBatch| {
+        let cols: Vec<ArrayRef> = b
+            .columns()
+            .iter()
+            .map(|c| if c.data_type() == &dict_type { cast(c, &DataType::Utf8).unwrap() } else { Arc::clone(c) })
+            .collect();
+        let fields: Vec<Field> = b
+            .schema()
+            .fields()
+            .iter()
+            .zip(&cols)
+            .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+    };
+    for dictionary_pages in [true, false] {
+        let path = dir.path().join(format!("d-{dictionary_pages}.parquet"));
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(1000))
+            .set_dictionary_enabled(dictionary_pages)
+            .build();
+        let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema(), Some(props)).unwrap();
+        w.write(&rows(0, 2000)).unwrap();
+        w.close().unwrap();
+        let label = format!("dictionary pages {dictionary_pages}");
+
+        let opts = ReadOptions { batch_size: 300, dictionary: vec!["user".into()], ..ReadOptions::default() };
+        let (s, got) = read_all(ParquetSource::open_with(&path, &opts).unwrap()).unwrap();
+        assert_eq!(s.field_with_name("user").unwrap().data_type(), &dict_type, "{label}");
+        assert_eq!(as_strings(&one(&s, &got)), rows(0, 2000), "{label}");
+        if dictionary_pages {
+            let values = |b: &RecordBatch| b.column(0).as_any_dictionary().values().to_data();
+            assert!(values(&got[0]).ptr_eq(&values(&got[1])), "one row group, one dictionary");
+            assert_eq!(values(&got[0]).len(), 7);
+        }
+
+        let opts = ReadOptions {
+            batch_size: 300,
+            columns: Some(vec!["n".into(), "user".into()]),
+            dictionary: vec!["user".into()],
+            ..ReadOptions::default()
+        };
+        let mut src = ParquetSource::open_with(&path, &opts).unwrap();
+        assert_eq!(src.skip_rows(1500).unwrap(), 1500);
+        let (s, got) = read_all(src).unwrap();
+        assert_eq!(as_strings(&one(&s, &got)), rows(1500, 500).project(&[0, 2]).unwrap(), "{label}");
+    }
+
+    let path = dir.path().join("d-true.parquet");
+    for (column, says) in [("n", "has type Int64"), ("nope", "\"nope\" is not in")] {
+        let opts = ReadOptions { dictionary: vec![column.into()], ..ReadOptions::default() };
+        let msg = err_text(ParquetSource::open_with(&path, &opts));
+        assert!(msg.contains(says) && msg.contains("d-true.parquet"), "{msg}");
+    }
+    let ipc = dir.path().join("d.arrow");
+    write_with(IpcSink::create(&ipc, schema()).unwrap(), &[rows(0, 10)]);
+    let csv = dir.path().join("d.csv");
+    write_with(CsvSink::create(&csv, schema()).unwrap(), &[rows(0, 10)]);
+    let opts = ReadOptions { dictionary: vec!["user".into()], ..ReadOptions::default() };
+    for msg in [read_error(IpcSource::open_with(&ipc, &opts)), read_error(CsvSource::open_with(&csv, &opts))] {
+        assert!(msg.contains("\"user\"") && msg.contains("Parquet option"), "{msg}");
+    }
+}

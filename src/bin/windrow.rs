@@ -24,7 +24,7 @@ use windrow::pipeline::{
 };
 use windrow::prelude::*;
 use windrow::sink::{RollPolicy, Sink, open_sink};
-use windrow::source::{FileFormat, ParquetSource, READ_AHEAD_BATCHES, ReadAhead, Source};
+use windrow::source::{FileFormat, ParquetSource, READ_AHEAD_BATCHES, ReadAhead, ReadOptions, Source};
 
 /// How often the progress line is printed on long runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -287,6 +287,12 @@ struct BenchArgs {
     /// as case `tumbling_1m_count_parquet`.
     #[arg(long)]
     streamed: bool,
+
+    /// Read the dataset's `key` column as a dictionary, as `windrow run --dictionary-keys`
+    /// does (the file's dictionary pages kept, no string copied per row), in memory and
+    /// streamed. The peers get plain strings, so compare like with like.
+    #[arg(long)]
+    dictionary_keys: bool,
 }
 
 /// The options of `windrow run`.
@@ -352,6 +358,12 @@ struct RunArgs {
     /// Rows per micro-batch read from the input.
     #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = parse_positive, conflicts_with = "pipeline")]
     batch_size: usize,
+
+    /// Parquet input: read the key columns as dictionaries, keeping the file's dictionary
+    /// pages: faster where the file stores them dictionary-encoded (most writers do). The
+    /// windows and late rows are the same; `errors` rows carry the key as a dictionary.
+    #[arg(long, conflicts_with = "pipeline")]
+    dictionary_keys: bool,
 
     /// Write an output: NAME=PATH, NAME one of down, late, meta, errors (the flag form's step)
     /// or STEP.PORT (a pipeline's); PATH a .parquet, .arrow or .csv file, a directory (rolling
@@ -604,6 +616,12 @@ fn flag_pipeline(args: &RunArgs) -> Result<(Pipeline, String), String> {
             Err(e) => return Err(e.to_string()),
         },
     };
+    if args.dictionary_keys && kind != InputKind::Parquet {
+        return Err(format!(
+            "--dictionary-keys reads a Parquet file's dictionary pages; {} is not Parquet",
+            path.display()
+        ));
+    }
     let aggs =
         if args.aggs.is_empty() { vec!["count".to_string(), "sum:bytes".to_string()] } else { args.aggs.clone() };
     let mut window = args.window.0.clone();
@@ -649,6 +667,7 @@ fn flag_pipeline(args: &RunArgs) -> Result<(Pipeline, String), String> {
             kind: Some(kind),
             path: Some(path.display().to_string()),
             batch_size: Some(args.batch_size),
+            dictionary: args.dictionary_keys.then(|| args.keys.clone()),
             ..InputSpec::default()
         }],
         steps: vec![StepSpec {
@@ -830,8 +849,15 @@ fn bench(args: BenchArgs) -> Result<(), String> {
     if data.is_some() && args.spacing.is_some() {
         return Err("--spacing applies to the generated stream only; a dataset brings its own times".into());
     }
+    if data.is_none() && args.dictionary_keys {
+        return Err("--dictionary-keys reads a dataset's key column as stored; it needs --data".into());
+    }
+    let read = ReadOptions {
+        dictionary: if args.dictionary_keys { vec!["key".to_string()] } else { Vec::new() },
+        ..ReadOptions::default()
+    };
     let (schema, mut batches) = match &data {
-        Some(path) => ParquetSource::read_all(path).map_err(|e| e.to_string())?,
+        Some(path) => ParquetSource::read_all_with(path, &read).map_err(|e| e.to_string())?,
         None => {
             let (rows, spacing) = (args.rows.unwrap_or(1_000_000), args.spacing.unwrap_or(windrow::bench::SPACING_US));
             check_spacing(rows, spacing)?;
@@ -883,7 +909,7 @@ fn bench(args: BenchArgs) -> Result<(), String> {
         let mut op = BenchCase::TumblingCount.operator(&schema, threads).map_err(|e| e.to_string())?;
         let start = Instant::now();
         // Read as `windrow run` reads files: decoding on its own thread, ahead of the engine.
-        let parquet = ParquetSource::open(path, 65_536).map_err(|e| e.to_string())?;
+        let parquet = ParquetSource::open_with(path, &read).map_err(|e| e.to_string())?;
         let mut src = ReadAhead::new(Box::new(parquet), READ_AHEAD_BATCHES);
         let (mut n, mut windows, mut late) = (0usize, 0usize, 0usize);
         while let Some(b) = src.next_batch() {

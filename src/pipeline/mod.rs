@@ -15,6 +15,7 @@
 //! path = "../../data/clicks.parquet"   # a file, a directory or a glob; relative to this file
 //! batch_size = 16384         # rows per micro-batch (default 65536)
 //! # columns = ["user", "ts", "bytes"]  # read only these columns
+//! # dictionary = ["user"]    # Parquet: read these string columns as dictionaries (faster keys)
 //! # CSV: schema = [...] (else inferred from infer_rows rows), has_header, delimiter
 //! # pushed (fed by `windrow serve`): schema = [{ name = "user", type = "utf8" },
 //! #   { name = "ts", type = "timestamp_ms", tz = "UTC" }] or schema_from = "sample.parquet"
@@ -320,6 +321,9 @@ impl Pipeline {
             ),
             None => None,
         };
+        if kind != InputKind::Parquet && input.dictionary.is_some() {
+            return Err(not_for("dictionary", kind_name(kind)));
+        }
         if kind != InputKind::Csv {
             for (field, set) in [
                 ("has_header", input.has_header.is_some()),
@@ -425,6 +429,7 @@ impl Pipeline {
         let options = ReadOptions {
             batch_size: input.batch_size.unwrap_or(65_536),
             columns: input.columns.clone(),
+            dictionary: input.dictionary.clone().unwrap_or_default(),
             csv: CsvOptions {
                 schema: declared,
                 has_header: input.has_header.unwrap_or(true),

@@ -55,6 +55,9 @@ pub struct InputSpec {
     pub batch_size: Option<usize>,
     /// Read only these columns.
     pub columns: Option<Vec<String>>,
+    /// Parquet: read these string columns as dictionaries (see
+    /// [`ReadOptions::dictionary`](crate::source::ReadOptions::dictionary)).
+    pub dictionary: Option<Vec<String>>,
     /// The columns of a `pushed` input, or of a CSV input (otherwise inferred).
     pub schema: Option<Vec<ColumnSpec>>,
     /// `pushed`: take the schema from this data file instead.

@@ -49,6 +49,7 @@ impl CsvSource {
     /// A missing or unreadable file, a schema that cannot be inferred, or a column that is
     /// not in the file.
     pub fn open_with(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
+        super::files::parquet_only_dictionary(options, FileFormat::Csv)?;
         let csv = options.csv.clone();
         let batch_size = options.batch_size.max(1);
         let columns = options.columns.clone();

@@ -106,6 +106,18 @@ pub(crate) fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Resul
     Ok(n)
 }
 
+/// Refuses [`ReadOptions::dictionary`](super::ReadOptions::dictionary) for a format other than
+/// Parquet: only Parquet has dictionary pages to keep (an IPC file carries dictionary columns
+/// as written).
+pub(crate) fn parquet_only_dictionary(options: &super::ReadOptions, format: FileFormat) -> Result<()> {
+    match options.dictionary.first() {
+        Some(name) => Err(WindrowError::Config(format!(
+            "reading column \"{name}\" as a dictionary is a Parquet option; this input is {format}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn is_glob(text: &str) -> bool {
     text.contains(['*', '?', '['])
 }

@@ -50,6 +50,7 @@ impl IpcSource {
     /// # Errors
     /// A missing file, one that is not Arrow IPC, or a column that is not in it.
     pub fn open_with(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
+        super::files::parquet_only_dictionary(options, FileFormat::Ipc)?;
         let columns = options.columns.clone();
         let opener = move |file: &Path| -> Result<(SchemaRef, BatchIter)> {
             let format = IpcFormat::detect(file)?;

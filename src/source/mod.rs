@@ -76,13 +76,20 @@ pub struct ReadOptions {
     /// Keep only these columns, in the file's order (`None`: all). Parquet skips the others'
     /// pages entirely.
     pub columns: Option<Vec<String>>,
+    /// Parquet only: string columns to read as `Dictionary(Int32, Utf8)`. A column stored
+    /// dictionary-encoded (what most writers do for strings) then keeps the file's dictionary:
+    /// no string is copied per row, and a key column on it is hashed and looked up once per
+    /// dictionary value instead of once per row. Key columns leave the window operators as
+    /// strings (windows and late rows alike); where input columns are passed on as read
+    /// (`errors`, late rows' other columns), the column stays a dictionary.
+    pub dictionary: Vec<String>,
     /// CSV only: schema, header, delimiter, inference.
     pub csv: CsvOptions,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { batch_size: 65_536, columns: None, csv: CsvOptions::default() }
+        ReadOptions { batch_size: 65_536, columns: None, dictionary: Vec::new(), csv: CsvOptions::default() }
     }
 }
 
