@@ -600,6 +600,18 @@ mod tests {
         let (b, keys) = batch(Arc::new(dict));
         let encoded = keys.encode(&b, None).unwrap();
         assert_eq!(encoded.null_key, Some(vec![None, Some(0), Some(0)]));
+        // A null row's stored index may be anything, even out of range or negative: it is
+        // clamped into the dictionary, so hashing the rows stays in bounds.
+        for stored in [100i8, -3] {
+            let nulls = arrow::buffer::NullBuffer::from(vec![true, false]);
+            let indices = Int8Array::new(vec![1, stored].into(), Some(nulls));
+            let values = StringArray::from(vec!["a", "b"]);
+            let dict = DictionaryArray::<Int8Type>::try_new(indices, Arc::new(values)).unwrap();
+            let (b, keys) = batch(Arc::new(dict));
+            let encoded = keys.encode(&b, None).unwrap();
+            assert_eq!(encoded.dictionary().unwrap().indices, [1, 1], "stored {stored}");
+            assert_eq!(encoded.null_key, Some(vec![None, Some(0)]));
+        }
         let empty = DictionaryArray::<Int8Type>::try_new(
             Int8Array::from(vec![None, None]),
             Arc::new(StringArray::from(Vec::<&str>::new())),
