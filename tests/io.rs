@@ -513,3 +513,64 @@ fn parquet_dictionary_columns_keep_the_files_dictionary() {
         assert!(msg.contains("\"user\"") && msg.contains("Parquet option"), "{msg}");
     }
 }
+
+/// A sink that fails on its `fail_at`-th write (counting from 1).
+struct FailingSink {
+    fail_at: usize,
+    written: usize,
+}
+
+impl Sink for FailingSink {
+    fn write(&mut self, _batch: &RecordBatch) -> windrow::Result<()> {
+        self.written += 1;
+        if self.written == self.fail_at {
+            return Err(windrow::WindrowError::Data(format!("disk full at write {}", self.written)));
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> windrow::Result<windrow::sink::SinkSummary> {
+        Ok(windrow::sink::SinkSummary { target: "failing".into(), rows: self.written as u64, ..Default::default() })
+    }
+}
+
+/// A background sink writes every batch, in order, then finishes the inner sink; a write that
+/// fails on its thread is reported (with the inner sink's message) by a later `write` or by
+/// `finish`; dropped unfinished, it completes no file.
+#[test]
+fn background_sink_keeps_order_reports_failures_and_abandons_cleanly() {
+    use windrow::sink::BackgroundSink;
+    let (memory, handle) = MemorySink::new();
+    let mut sink = BackgroundSink::spawn("memory", Box::new(memory)).unwrap();
+    let input = chunks(2000, 7);
+    for b in &input {
+        sink.write(b).unwrap();
+    }
+    let summary = sink.finish().unwrap();
+    assert_eq!(summary.rows, 2000);
+    assert_eq!(handle.batches(), input, "every batch, in order");
+    assert!(err_text(sink.write(&input[0])).contains("already finished"));
+
+    // Failing on write 3 of 50: a later write or the finish says so.
+    for finish_early in [false, true] {
+        let mut sink = BackgroundSink::spawn("failing", Box::new(FailingSink { fail_at: 3, written: 0 })).unwrap();
+        let mut failed = None;
+        for b in input.iter().take(if finish_early { 3 } else { 50 }) {
+            if let Err(e) = sink.write(b) {
+                failed = Some(e.to_string());
+                break;
+            }
+        }
+        let msg = failed.unwrap_or_else(|| err_text(sink.finish()));
+        assert!(msg.contains("disk full at write 3"), "{msg}");
+    }
+
+    // Dropped without `finish`: the Parquet file is not completed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("abandoned.parquet");
+    let mut sink =
+        BackgroundSink::spawn("p", Box::new(ParquetSink::create(&path, schema(), RollPolicy::default()).unwrap()))
+            .unwrap();
+    sink.write(&rows(0, 100)).unwrap();
+    drop(sink);
+    assert!(!path.exists(), "an abandoned output is not published");
+}

@@ -23,7 +23,7 @@ use windrow::pipeline::{
     WindowKind, WindowSpec, parse_aggregate, parse_duration, parse_instant, parse_wait, show_duration,
 };
 use windrow::prelude::*;
-use windrow::sink::{RollPolicy, Sink, open_sink};
+use windrow::sink::{BackgroundSink, RollPolicy, Sink, open_sink};
 use windrow::source::{FileFormat, ParquetSource, READ_AHEAD_BATCHES, ReadAhead, ReadOptions, Source};
 
 /// How often the progress line is printed on long runs.
@@ -791,8 +791,9 @@ fn gen_data(args: GenArgs) -> Result<(), String> {
     let roll = RollPolicy { max_rows: args.max_file_rows.map(|n| n as u64), ..RollPolicy::default() };
     check_spacing(args.rows, args.spacing)?;
     let mut generator = Generator::new(args.rows, args.keys, args.seed, args.batch_rows).spacing_us(args.spacing);
-    let mut sink =
-        open_sink(&args.out, format, generator.schema(), roll, args.batch_rows).map_err(|e| e.to_string())?;
+    let sink = open_sink(&args.out, format, generator.schema(), roll, args.batch_rows).map_err(|e| e.to_string())?;
+    // Generating and writing overlap.
+    let mut sink = BackgroundSink::spawn(args.out.display().to_string(), sink).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut last = started;
     while let Some(batch) = generator.next() {
