@@ -247,16 +247,19 @@ fn gen_then_run_for_every_format() {
     assert_eq!(rows(&read(ParquetSource::open(&parts, 65_536).unwrap())), 10_000);
 }
 
-/// `run --dictionary-keys` reads the key column as the file stores it (a dictionary) and gives
-/// the same windows and the same late rows, key column type included; on an input that is not
-/// Parquet it is refused.
+/// `run --dictionary-keys` reads the key column as the files store it (a dictionary, a new one
+/// per file) and gives the same windows and the same late rows, key column type included; on
+/// an input that is not Parquet, or with a compound key, it is refused.
 #[test]
 fn dictionary_keys_give_the_same_windows_and_late_rows() {
     use arrow::compute::concat_batches;
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("events.parquet");
-    let (ok, _, stderr) = run(windrow().args(["gen", "--rows", "30000", "--keys", "40", "--out"]).arg(&data));
+    // Four part files, so the dictionaries change as the run goes on.
+    let data = dir.path().join("events");
+    let (ok, _, stderr) =
+        run(windrow().args(["gen", "--rows", "30000", "--keys", "40", "--max-file-rows", "8000", "--out"]).arg(&data));
     assert!(ok, "{stderr}");
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 4);
     let outputs = |flag: Option<&str>| {
         let (down, late) = (dir.path().join("down.parquet"), dir.path().join("late.parquet"));
         let (ok, _, stderr) = run(windrow()
@@ -284,6 +287,9 @@ fn dictionary_keys_give_the_same_windows_and_late_rows() {
     assert!(ok, "{stderr}");
     let (ok, _, e) = run(windrow().args(["run", "--key", "key", "--dictionary-keys", "--input"]).arg(&csv));
     assert!(!ok && e.contains("--dictionary-keys") && e.contains("not Parquet"), "{e}");
+    let (ok, _, e) =
+        run(windrow().args(["run", "--key", "key", "--key", "value", "--dictionary-keys", "--input"]).arg(&data));
+    assert!(!ok && e.contains("--dictionary-keys") && e.contains("single string key"), "{e}");
 }
 
 fn pipeline_error(dir: &Path, toml: &str) -> String {

@@ -574,3 +574,32 @@ fn background_sink_keeps_order_reports_failures_and_abandons_cleanly() {
     drop(sink);
     assert!(!path.exists(), "an abandoned output is not published");
 }
+
+/// The IPC file format holds one dictionary per column, but a stream brings new ones (each
+/// Parquet row group its own): an `.arrow` output writes dictionary columns as their values,
+/// whatever dictionaries its batches carry.
+#[test]
+fn ipc_output_takes_batches_with_different_dictionaries() {
+    use arrow::array::{AsArray, DictionaryArray};
+    use arrow::datatypes::Int32Type;
+    let dir = tempfile::tempdir().unwrap();
+    let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("user", dict_type, false), Field::new("n", DataType::Int64, false)]));
+    let batch = |values: Vec<&str>, keys: Vec<i32>, n: i64| {
+        let len = keys.len();
+        let user = DictionaryArray::<Int32Type>::try_new(keys.into(), Arc::new(StringArray::from(values))).unwrap();
+        RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(user), Arc::new(Int64Array::from(vec![n; len]))])
+            .unwrap()
+    };
+    let path = dir.path().join("d.arrow");
+    let mut sink = IpcSink::create(&path, Arc::clone(&schema)).unwrap();
+    sink.write(&batch(vec!["a", "b"], vec![0, 1, 1], 1)).unwrap();
+    sink.write(&batch(vec!["c", "a"], vec![1, 0], 2)).unwrap();
+    assert_eq!(sink.finish().unwrap().rows, 5);
+    let (s, got) = read_all(IpcSource::open_with(&path, &ReadOptions::default()).unwrap()).unwrap();
+    assert_eq!(s.field(0).data_type(), &DataType::Utf8);
+    let all = one(&s, &got);
+    let users: Vec<&str> = all.column(0).as_string::<i32>().iter().flatten().collect();
+    assert_eq!(users, ["a", "b", "b", "a", "c"]);
+}

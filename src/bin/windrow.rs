@@ -616,6 +616,11 @@ fn flag_pipeline(args: &RunArgs) -> Result<(Pipeline, String), String> {
             Err(e) => return Err(e.to_string()),
         },
     };
+    if args.dictionary_keys && args.keys.len() > 1 {
+        return Err("--dictionary-keys speeds up a single string key; a compound key is encoded with Arrow's row \
+                    format either way"
+            .into());
+    }
     if args.dictionary_keys && kind != InputKind::Parquet {
         return Err(format!(
             "--dictionary-keys reads a Parquet file's dictionary pages; {} is not Parquet",

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::datatypes::SchemaRef;
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
 
@@ -15,8 +16,14 @@ use crate::error::Result;
 
 /// Writes one Arrow IPC file (file format, readable by [`crate::source::IpcSource`],
 /// pyarrow's `ipc.open_file`, DuckDB, polars).
+///
+/// Dictionary columns are written as their values: the file format holds one dictionary per
+/// column for the whole file, while a stream brings new ones (each Parquet row group read
+/// with [`ReadOptions::dictionary`](crate::source::ReadOptions::dictionary) has its own).
 pub struct IpcSink {
     path: PathBuf,
+    /// The schema written: the sink's, dictionary columns as their value types.
+    written: SchemaRef,
     open: Option<(PendingFile, FileWriter<Counted<BufWriter<File>>>)>,
     /// Bytes handed to the file so far (buffered or not).
     bytes: Arc<AtomicU64>,
@@ -47,9 +54,11 @@ impl IpcSink {
 
     fn with_file(path: &Path, pending: PendingFile, file: File, schema: &SchemaRef) -> Result<Self> {
         let (out, bytes) = Counted::new(BufWriter::new(file));
-        let writer = FileWriter::try_new(out, schema).map_err(|e| write_err(path, e))?;
+        let written = without_dictionaries(schema);
+        let writer = FileWriter::try_new(out, &written).map_err(|e| write_err(path, e))?;
         Ok(IpcSink {
             path: path.to_path_buf(),
+            written,
             open: Some((pending, writer)),
             bytes,
             rows: 0,
@@ -69,7 +78,20 @@ impl Sink for IpcSink {
         let Some((_, writer)) = self.open.as_mut() else {
             return Err(write_err(&self.path, "the file is already finished"));
         };
-        writer.write(batch).map_err(|e| write_err(&self.path, e))?;
+        if batch.schema().fields().iter().any(|f| matches!(f.data_type(), DataType::Dictionary(..))) {
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(self.written.fields())
+                .map(|(c, f)| if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| write_err(&self.path, e))?;
+            let plain =
+                RecordBatch::try_new(Arc::clone(&self.written), columns).map_err(|e| write_err(&self.path, e))?;
+            writer.write(&plain).map_err(|e| write_err(&self.path, e))?;
+        } else {
+            writer.write(batch).map_err(|e| write_err(&self.path, e))?;
+        }
         self.rows += batch.num_rows() as u64;
         self.batches += 1;
         Ok(())
@@ -88,4 +110,20 @@ impl Sink for IpcSink {
             files: self.done.clone(),
         })
     }
+}
+
+/// `schema` with its dictionary columns as their value types.
+fn without_dictionaries(schema: &SchemaRef) -> SchemaRef {
+    if !schema.fields().iter().any(|f| matches!(f.data_type(), DataType::Dictionary(..))) {
+        return Arc::clone(schema);
+    }
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Dictionary(_, value) => Arc::new(f.as_ref().clone().with_data_type(value.as_ref().clone())),
+            _ => Arc::clone(f),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }

@@ -76,7 +76,9 @@ pub struct ReadOptions {
     /// Keep only these columns, in the file's order (`None`: all). Parquet skips the others'
     /// pages entirely.
     pub columns: Option<Vec<String>>,
-    /// Parquet only: string columns to read as `Dictionary(Int32, Utf8)`. A column stored
+    /// Parquet only: string columns to read as `Dictionary(Int32, Utf8)` (`LargeUtf8` ones as
+    /// `Dictionary(Int32, LargeUtf8)`; a column the file already declares a dictionary stays as
+    /// declared). A column stored
     /// dictionary-encoded (what most writers do for strings) then keeps the file's dictionary:
     /// no string is copied per row, and a key column on it is hashed and looked up once per
     /// dictionary value instead of once per row. Key columns leave the window operators as

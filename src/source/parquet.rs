@@ -157,18 +157,20 @@ fn dictionary_schema(schema: &SchemaRef, names: &[String], file: &Path) -> Resul
                 file.display()
             )));
         };
-        match fields[i].data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                fields[i] = Arc::new(fields[i].as_ref().clone().with_data_type(dictionary.clone()));
-            }
-            t if *t == dictionary => {}
+        let as_dictionary = match fields[i].data_type() {
+            DataType::Utf8 | DataType::Utf8View => dictionary.clone(),
+            // 64-bit offsets kept: a batch of plain-encoded pages may hold more than 2 GiB.
+            DataType::LargeUtf8 => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::LargeUtf8)),
+            // Already a dictionary (the file's Arrow schema says so): read as it says.
+            DataType::Dictionary(_, value) if matches!(**value, DataType::Utf8 | DataType::LargeUtf8) => continue,
             t => {
                 return Err(WindrowError::Plan(format!(
                     "dictionary column \"{name}\" of {} has type {t}; only string columns can be read as dictionaries",
                     file.display()
                 )));
             }
-        }
+        };
+        fields[i] = Arc::new(fields[i].as_ref().clone().with_data_type(as_dictionary));
     }
     Ok(Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())))
 }
