@@ -564,6 +564,27 @@ fn background_sink_keeps_order_reports_failures_and_abandons_cleanly() {
         assert!(msg.contains("disk full at write 3"), "{msg}");
     }
 
+    // Sinks sharing a failure: the failed one's error comes out of the other's next writes,
+    // once (later ones point to it).
+    let failure = windrow::sink::WriteFailure::default();
+    let mut failing =
+        BackgroundSink::spawn_sharing("failing", Box::new(FailingSink { fail_at: 1, written: 0 }), &failure).unwrap();
+    let (memory, _) = MemorySink::new();
+    let mut other = BackgroundSink::spawn_sharing("memory", Box::new(memory), &failure).unwrap();
+    failing.write(&input[0]).unwrap();
+    let started = std::time::Instant::now();
+    let msg = loop {
+        match other.write(&input[1]) {
+            Err(e) => break e.to_string(),
+            Ok(()) if started.elapsed() < std::time::Duration::from_secs(10) => std::thread::yield_now(),
+            Ok(()) => panic!("the other sink never reported the failure"),
+        }
+    };
+    assert!(msg.contains("disk full at write 1"), "{msg}");
+    let again = err_text(other.write(&input[1]));
+    assert!(again.contains("reported above"), "{again}");
+    assert!(err_text(failing.finish()).contains("reported above"));
+
     // Dropped without `finish`: the Parquet file is not completed.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("abandoned.parquet");

@@ -1,7 +1,9 @@
 //! A sink written on a thread of its own, so that encoding and writing files overlaps the
 //! window operators' work instead of adding to it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use arrow::record_batch::RecordBatch;
@@ -18,14 +20,44 @@ enum Message {
     Finish,
 }
 
+/// The first failed write of a group of background sinks (a run's outputs): every sink of the
+/// group reports it on its next `write`, so a failed output stops the run at once, not when
+/// that output is next written to.
+#[derive(Clone, Default)]
+pub struct WriteFailure {
+    failed: Arc<AtomicBool>,
+    /// The failure, until a sink reports it.
+    error: Arc<Mutex<Option<WindrowError>>>,
+}
+
+impl WriteFailure {
+    fn record(&self, e: WindrowError) {
+        if let Ok(mut first) = self.error.lock()
+            && !self.failed.swap(true, Ordering::AcqRel)
+        {
+            *first = Some(e);
+        }
+    }
+
+    /// The failure to report, if a write failed: the error itself the first time, a pointer to
+    /// it after that.
+    fn check(&self) -> Result<()> {
+        if !self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let first = self.error.lock().ok().and_then(|mut e| e.take());
+        Err(first.unwrap_or_else(|| WindrowError::Data("an output could not be written (reported above)".into())))
+    }
+}
+
 /// Wraps a sink so that its writes run on a thread of its own, in order.
 ///
 /// [`write`](Sink::write) hands the batch over and returns (it waits only while the queue is
-/// full). A write that fails on the thread is reported by the next `write`, or by
-/// [`finish`](Sink::finish), which waits for every queued batch to be written and then
-/// finishes the inner sink. Dropped without `finish` (a run that failed elsewhere), the inner
-/// sink is dropped unfinished too, exactly as it would be without the thread: no partial
-/// file is completed.
+/// full). A write that fails on the thread is reported by the next `write` of any sink sharing
+/// its [`WriteFailure`], or by [`finish`](Sink::finish), which waits for every queued batch to
+/// be written and then finishes the inner sink. Dropped without `finish` (a run that failed
+/// elsewhere), the thread stops writing and drops the inner sink unfinished, exactly as
+/// without the thread: no partial file is completed.
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,6 +81,9 @@ pub struct BackgroundSink {
     target: String,
     queue: Option<SyncSender<Message>>,
     writer: Option<JoinHandle<Result<SinkSummary>>>,
+    failure: WriteFailure,
+    /// Set when dropped unfinished: the thread writes nothing more.
+    abandoned: Arc<AtomicBool>,
 }
 
 impl BackgroundSink {
@@ -57,30 +92,55 @@ impl BackgroundSink {
     /// # Errors
     /// The thread cannot be started.
     pub fn spawn(target: impl Into<String>, sink: Box<dyn Sink>) -> Result<Self> {
+        Self::spawn_sharing(target, sink, &WriteFailure::default())
+    }
+
+    /// As [`spawn`](Self::spawn), reporting its failure through `failure`, which other sinks
+    /// share (and theirs through it).
+    ///
+    /// # Errors
+    /// The thread cannot be started.
+    pub fn spawn_sharing(target: impl Into<String>, sink: Box<dyn Sink>, failure: &WriteFailure) -> Result<Self> {
         let target = target.into();
         let (queue, batches) = sync_channel(BACKGROUND_QUEUE_BATCHES);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let (thread_failure, thread_abandoned) = (failure.clone(), Arc::clone(&abandoned));
         let writer = std::thread::Builder::new()
             .name(format!("windrow-write {target}"))
-            .spawn(move || write_all(sink, &batches))
+            .spawn(move || {
+                write_all(sink, &batches, &thread_abandoned).map_err(|e| {
+                    thread_failure.record(e);
+                    WindrowError::Data("an output could not be written (reported above)".into())
+                })
+            })
             .map_err(|e| WindrowError::Internal(format!("cannot start the writer thread for {target}: {e}")))?;
-        Ok(BackgroundSink { target, queue: Some(queue), writer: Some(writer) })
+        Ok(BackgroundSink { target, queue: Some(queue), writer: Some(writer), failure: failure.clone(), abandoned })
     }
 
-    /// Waits for the writer thread and returns what it returned.
+    /// Waits for the writer thread; its failure, if any, is the recorded one.
     fn join(&mut self) -> Result<SinkSummary> {
-        let writer = self.writer.take().ok_or_else(|| self.finished())?;
-        writer.join().map_err(|_| WindrowError::Internal(format!("the writer thread for {} panicked", self.target)))?
-    }
-
-    fn finished(&self) -> WindrowError {
-        WindrowError::Internal(format!("output {} was already finished", self.target))
+        let Some(writer) = self.writer.take() else {
+            self.failure.check()?;
+            return Err(WindrowError::Internal(format!("output {} was already finished", self.target)));
+        };
+        let joined = writer
+            .join()
+            .map_err(|_| WindrowError::Internal(format!("the writer thread for {} panicked", self.target)))?;
+        joined.or_else(|fallback| {
+            self.failure.check()?;
+            Err(fallback)
+        })
     }
 }
 
-/// The writer thread: writes batches in order until told to finish (then finishes the sink)
-/// or until the queue is dropped (then drops it unfinished). Stops at the first error.
-fn write_all(mut sink: Box<dyn Sink>, batches: &Receiver<Message>) -> Result<SinkSummary> {
+/// The writer thread: writes batches in order until told to finish (then finishes the sink),
+/// until the queue is dropped or the sink abandoned (then drops it unfinished), or until a
+/// write fails.
+fn write_all(mut sink: Box<dyn Sink>, batches: &Receiver<Message>, abandoned: &AtomicBool) -> Result<SinkSummary> {
     while let Ok(message) = batches.recv() {
+        if abandoned.load(Ordering::Acquire) {
+            break;
+        }
         match message {
             Message::Batch(batch) => sink.write(&batch)?,
             Message::Finish => return sink.finish(),
@@ -90,9 +150,12 @@ fn write_all(mut sink: Box<dyn Sink>, batches: &Receiver<Message>) -> Result<Sin
 }
 
 impl Drop for BackgroundSink {
-    /// Closes the queue and waits for the thread, which drops the inner sink unfinished (after
-    /// writing what was queued), so that nothing is left running behind a failed run.
+    /// Tells the thread to stop, closes the queue and waits for the thread, which drops the
+    /// inner sink unfinished, so that nothing is left running or written behind a failed run.
     fn drop(&mut self) {
+        if self.writer.is_some() {
+            self.abandoned.store(true, Ordering::Release);
+        }
         self.queue = None;
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
@@ -102,23 +165,24 @@ impl Drop for BackgroundSink {
 
 impl Sink for BackgroundSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let queue = self.queue.as_ref().ok_or_else(|| self.finished())?;
+        self.failure.check()?;
+        let Some(queue) = self.queue.as_ref() else {
+            return Err(WindrowError::Internal(format!("output {} was already finished", self.target)));
+        };
         if queue.send(Message::Batch(batch.clone())).is_err() {
-            // The thread stopped: a write failed. Its error says which and why.
+            // The thread stopped: a write failed.
             self.queue = None;
-            return match self.join() {
-                Err(e) => Err(e),
-                Ok(_) => Err(WindrowError::Internal(format!("the writer thread for {} stopped", self.target))),
-            };
+            self.join()?;
+            return Err(WindrowError::Internal(format!("the writer thread for {} stopped", self.target)));
         }
         Ok(())
     }
 
     fn finish(&mut self) -> Result<SinkSummary> {
-        let queue = self.queue.take().ok_or_else(|| self.finished())?;
-        // If the thread already stopped on an error, the send fails and `join` returns it.
-        let _ = queue.send(Message::Finish);
-        drop(queue);
+        if let Some(queue) = self.queue.take() {
+            // If the thread already stopped on an error, the send fails and `join` reports it.
+            let _ = queue.send(Message::Finish);
+        }
         self.join()
     }
 }

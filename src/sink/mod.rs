@@ -8,7 +8,7 @@
 //! | [`PartSink`] | a directory of `part-00000.<ext>`, … files (Parquet, Arrow IPC or CSV) published when a checkpoint commits |
 //! | [`TableSink`] | a pretty table on stdout (the first rows, and a count of the rest) |
 //! | [`MemorySink`] | batches kept in memory, readable through a [`MemoryHandle`] |
-//! | [`BackgroundSink`] | any of these, written on a thread of its own (`windrow run` and `serve` write files so) |
+//! | [`BackgroundSink`] | any of these, written on a thread of its own (`windrow run` writes files so) |
 //!
 //! Window operators emit many small batches (what closed on one input batch); the file sinks
 //! are wrapped in a [`Coalesce`] that gathers them into batches of a sensible size first
@@ -34,7 +34,7 @@ use arrow::compute::BatchCoalescer;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-pub use self::background::{BACKGROUND_QUEUE_BATCHES, BackgroundSink};
+pub use self::background::{BACKGROUND_QUEUE_BATCHES, BackgroundSink, WriteFailure};
 pub use self::csv::CsvSink;
 pub use self::ipc::IpcSink;
 pub use self::parquet::{ParquetSink, RollPolicy};
