@@ -46,8 +46,13 @@ impl WriteFailure {
             return Ok(());
         }
         let first = self.error.lock().ok().and_then(|mut e| e.take());
-        Err(first.unwrap_or_else(|| WindrowError::Data("an output could not be written (reported above)".into())))
+        Err(first.unwrap_or_else(reported_above))
     }
+}
+
+/// What a sink reports of a failure another report already gave.
+fn reported_above() -> WindrowError {
+    WindrowError::Data("an output could not be written (reported above)".into())
 }
 
 /// Wraps a sink so that its writes run on a thread of its own, in order.
@@ -110,7 +115,7 @@ impl BackgroundSink {
             .spawn(move || {
                 write_all(sink, &batches, &thread_abandoned).map_err(|e| {
                     thread_failure.record(e);
-                    WindrowError::Data("an output could not be written (reported above)".into())
+                    reported_above()
                 })
             })
             .map_err(|e| WindrowError::Internal(format!("cannot start the writer thread for {target}: {e}")))?;

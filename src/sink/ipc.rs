@@ -24,6 +24,8 @@ pub struct IpcSink {
     path: PathBuf,
     /// The schema written: the sink's, dictionary columns as their value types.
     written: SchemaRef,
+    /// The sink's schema has dictionary columns: batches are cast to `written`.
+    casts: bool,
     open: Option<(PendingFile, FileWriter<Counted<BufWriter<File>>>)>,
     /// Bytes handed to the file so far (buffered or not).
     bytes: Arc<AtomicU64>,
@@ -58,6 +60,7 @@ impl IpcSink {
         let writer = FileWriter::try_new(out, &written).map_err(|e| write_err(path, e))?;
         Ok(IpcSink {
             path: path.to_path_buf(),
+            casts: !Arc::ptr_eq(&written, schema),
             written,
             open: Some((pending, writer)),
             bytes,
@@ -78,7 +81,7 @@ impl Sink for IpcSink {
         let Some((_, writer)) = self.open.as_mut() else {
             return Err(write_err(&self.path, "the file is already finished"));
         };
-        if batch.schema().fields().iter().any(|f| matches!(f.data_type(), DataType::Dictionary(..))) {
+        if self.casts {
             let columns = batch
                 .columns()
                 .iter()

@@ -78,12 +78,11 @@ pub struct ReadOptions {
     pub columns: Option<Vec<String>>,
     /// Parquet only: string columns to read as `Dictionary(Int32, Utf8)` (`LargeUtf8` ones as
     /// `Dictionary(Int32, LargeUtf8)`; a column the file already declares a dictionary stays as
-    /// declared). A column stored
-    /// dictionary-encoded (what most writers do for strings) then keeps the file's dictionary:
-    /// no string is copied per row, and a key column on it is hashed and looked up once per
-    /// dictionary value instead of once per row. Key columns leave the window operators as
-    /// strings (windows and late rows alike); where input columns are passed on as read
-    /// (`errors`, late rows' other columns), the column stays a dictionary.
+    /// declared). A column stored dictionary-encoded (what most writers do for strings) then
+    /// keeps the file's dictionary: no string is copied per row, and a key column on it is
+    /// hashed and looked up once per dictionary value instead of once per row. Key columns
+    /// leave the window operators as strings (windows and late rows alike); where input columns
+    /// are passed on as read (`errors`, late rows' other columns), the column stays a dictionary.
     pub dictionary: Vec<String>,
     /// CSV only: schema, header, delimiter, inference.
     pub csv: CsvOptions,

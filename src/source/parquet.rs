@@ -94,10 +94,15 @@ impl Source for ParquetSource {
 }
 
 fn reader_builder(file: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
-    let f = File::open(file)
-        .map_err(|e| WindrowError::Data(format!("cannot open Parquet file {}: {e}", file.display())))?;
-    ParquetRecordBatchReaderBuilder::try_new(f)
-        .map_err(|e| WindrowError::Data(format!("{} is not a readable Parquet file: {e}", file.display())))
+    ParquetRecordBatchReaderBuilder::try_new(open_file(file)?).map_err(|e| unreadable(file, e))
+}
+
+fn open_file(file: &Path) -> Result<File> {
+    File::open(file).map_err(|e| WindrowError::Data(format!("cannot open Parquet file {}: {e}", file.display())))
+}
+
+fn unreadable(file: &Path, e: parquet::errors::ParquetError) -> WindrowError {
+    WindrowError::Data(format!("{} is not a readable Parquet file: {e}", file.display()))
 }
 
 /// What to read of each file.
@@ -131,14 +136,12 @@ impl Read {
         if self.dictionary.is_empty() {
             return reader_builder(file);
         }
-        let f = File::open(file)
-            .map_err(|e| WindrowError::Data(format!("cannot open Parquet file {}: {e}", file.display())))?;
-        let unreadable = |e| WindrowError::Data(format!("{} is not a readable Parquet file: {e}", file.display()));
-        let plain = ArrowReaderMetadata::load(&f, ArrowReaderOptions::new()).map_err(unreadable)?;
+        let f = open_file(file)?;
+        let plain = ArrowReaderMetadata::load(&f, ArrowReaderOptions::new()).map_err(|e| unreadable(file, e))?;
         let hinted = dictionary_schema(plain.schema(), &self.dictionary, file)?;
         let metadata =
             ArrowReaderMetadata::try_new(Arc::clone(plain.metadata()), ArrowReaderOptions::new().with_schema(hinted))
-                .map_err(unreadable)?;
+                .map_err(|e| unreadable(file, e))?;
         Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(f, metadata))
     }
 }
