@@ -355,6 +355,30 @@ enum Kind {
     Mean,
 }
 
+impl Kind {
+    /// The state of an empty `Float64` slot: folding any value into it gives that value, so
+    /// the fold needs no "first value?" branch (a mispredicted one in every window's first
+    /// row). `-0.0 + v` is `v` for every `v`, `-0.0` included; the `NaN` with every payload
+    /// bit set is the greatest `f64` in total order (for min) and its negative the least
+    /// (for max). (`v + -0.0` quiets a signalling `NaN`, as any later fold would.)
+    fn identity_f(self) -> f64 {
+        match self {
+            Kind::Sum | Kind::Mean | Kind::CountNonNull => -0.0,
+            Kind::Min => f64::from_bits(0x7fff_ffff_ffff_ffff),
+            Kind::Max => f64::from_bits(u64::MAX),
+        }
+    }
+
+    /// [`identity_f`](Self::identity_f) for `Int64` state.
+    fn identity_i(self) -> i64 {
+        match self {
+            Kind::Sum | Kind::Mean | Kind::CountNonNull => 0,
+            Kind::Min => i64::MAX,
+            Kind::Max => i64::MIN,
+        }
+    }
+}
+
 struct NumericFactory {
     index: usize,
     kind: Kind,
@@ -392,6 +416,8 @@ struct Numeric {
     index: usize,
     kind: Kind,
     int: bool,
+    /// The running value per slot (`Int64` or `Float64` state), the kind's identity while
+    /// the slot has no value (see [`Kind::identity_f`]).
     i: Vec<i64>,
     f: Vec<f64>,
     /// Non-null values seen per slot.
@@ -481,8 +507,9 @@ enum Targets<'a> {
     Spans { spans: &'a [u32], span_slots: &'a [u32] },
 }
 
-/// Folds the values of `rows` into the accumulators of their `targets` (the first value of a
-/// slot is taken as is), skipping nulls; `n` counts the values folded per slot.
+/// Folds the values of `rows` into the accumulators of their `targets` (each starts from the
+/// fold's identity, so the first value comes out as it is), skipping nulls; `n` counts the
+/// values folded per slot.
 #[inline]
 fn fold_rows<T: Copy>(
     acc: &mut [T],
@@ -498,7 +525,7 @@ fn fold_rows<T: Copy>(
     let (acc, n) = (&mut acc[..len], &mut n[..len]);
     let mut one = |s: u32, v: T| {
         let s = s as usize;
-        acc[s] = if n[s] == 0 { v } else { fold(acc[s], v) };
+        acc[s] = fold(acc[s], v);
         n[s] += 1;
     };
     let valid = |r: u32| nulls.is_none_or(|nulls| nulls.is_valid(r as usize));
@@ -520,9 +547,9 @@ impl SlotAgg for Numeric {
     fn ensure_slots(&mut self, n: usize) {
         grow(&mut self.n, n, 0);
         if self.int {
-            grow(&mut self.i, n, 0);
+            grow(&mut self.i, n, self.kind.identity_i());
         } else {
-            grow(&mut self.f, n, 0.0);
+            grow(&mut self.f, n, self.kind.identity_f());
         }
     }
 
@@ -546,11 +573,11 @@ impl SlotAgg for Numeric {
         let on = std::mem::take(&mut self.n[o]);
         if on > 0 && self.kind != Kind::CountNonNull {
             if self.int {
-                let v = std::mem::take(&mut self.i[o]);
-                self.i[t] = if self.n[t] == 0 { v } else { Self::fold_i(self.kind, self.i[t], v) };
+                let v = std::mem::replace(&mut self.i[o], self.kind.identity_i());
+                self.i[t] = Self::fold_i(self.kind, self.i[t], v);
             } else {
-                let v = std::mem::take(&mut self.f[o]);
-                self.f[t] = if self.n[t] == 0 { v } else { Self::fold_f(self.kind, self.f[t], v) };
+                let v = std::mem::replace(&mut self.f[o], self.kind.identity_f());
+                self.f[t] = Self::fold_f(self.kind, self.f[t], v);
             }
         }
         self.n[t] += on;
@@ -576,13 +603,14 @@ impl SlotAgg for Numeric {
                 slots.iter().map(|&s| (self.n[s as usize] > 0).then(|| self.f[s as usize])).collect::<Float64Array>(),
             ),
         };
+        let (identity_i, identity_f) = (self.kind.identity_i(), self.kind.identity_f());
         for &s in slots {
             let s = s as usize;
             self.n[s] = 0;
             if self.int {
-                self.i[s] = 0;
+                self.i[s] = identity_i;
             } else {
-                self.f[s] = 0.0;
+                self.f[s] = identity_f;
             }
         }
         Ok(vec![out])
@@ -613,16 +641,18 @@ impl SlotAgg for Numeric {
         }
         match (self.kind, self.int) {
             (Kind::CountNonNull, _) => {}
+            // A slot without values starts from the identity, whatever was saved for it
+            // (checkpoints written before the identities saved 0).
             (_, true) => {
                 let i = state.primitive::<Int64Type>("i", len)?;
                 for (k, &s) in slots.iter().enumerate() {
-                    self.i[s as usize] = i.value(k);
+                    self.i[s as usize] = if n.value(k) == 0 { self.kind.identity_i() } else { i.value(k) };
                 }
             }
             (_, false) => {
                 let f = state.primitive::<Float64Type>("f", len)?;
                 for (k, &s) in slots.iter().enumerate() {
-                    self.f[s as usize] = f.value(k);
+                    self.f[s as usize] = if n.value(k) == 0 { self.kind.identity_f() } else { f.value(k) };
                 }
             }
         }
@@ -878,5 +908,112 @@ mod tests {
         let again = agg.evaluate(&[0], &mut store).unwrap();
         assert_eq!(again[0].as_primitive::<Float64Type>().value(0).to_bits(), (-0.0f64).to_bits());
         store.unpin(0);
+    }
+
+    /// Folds `windows` (window `w` gets slot `w`) with `aggs` over column `v` of `values`,
+    /// evaluating every window and then folding window 0's first value again (evaluating
+    /// resets the slots). Returns both evaluations.
+    fn fold_windows(aggs: &[Agg], values: ArrayRef, windows: &[usize]) -> (Vec<ArrayRef>, Vec<ArrayRef>) {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", values.data_type().clone(), false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![values]).unwrap();
+        let mut agg = BuiltinFactory::bind(aggs, &schema).unwrap().create();
+        agg.ensure_slots(windows.len());
+        let slots: Vec<u32> = windows.iter().enumerate().flat_map(|(w, &n)| (0..n).map(move |_| w as u32)).collect();
+        let rows: Vec<u32> = (0..slots.len() as u32).collect();
+        let mut store = BatchStore::default();
+        store.pin(0, &batch);
+        let view = BatchView { seq: 0, batch: &batch };
+        agg.update(&view, &rows, &slots, &mut store).unwrap();
+        let all: Vec<u32> = (0..windows.len() as u32).collect();
+        let first = agg.evaluate(&all, &mut store).unwrap();
+        agg.update(&view, &rows[..1], &slots[..1], &mut store).unwrap();
+        let again = agg.evaluate(&[0], &mut store).unwrap();
+        store.unpin(0);
+        (first, again)
+    }
+
+    /// Min and max start from their first value too, bit for bit, whatever it is: the
+    /// extreme `NaN`s of the total order included (they are the folds' starting states).
+    #[test]
+    fn float_min_and_max_keep_the_first_value_bit_for_bit() {
+        let greatest = f64::from_bits(0x7fff_ffff_ffff_ffff);
+        let least = f64::from_bits(u64::MAX);
+        let windows: Vec<Vec<f64>> = vec![
+            vec![greatest],
+            vec![least],
+            vec![f64::NAN],
+            vec![-f64::NAN, 1.0],
+            vec![-0.0, 0.0],
+            vec![0.0, -0.0],
+            vec![f64::INFINITY, 1.0, f64::NEG_INFINITY],
+            vec![3.0, greatest, least, -2.0],
+        ];
+        let values: Vec<f64> = windows.iter().flatten().copied().collect();
+        let lens: Vec<usize> = windows.iter().map(Vec::len).collect();
+        let (out, again) = fold_windows(&[Agg::min("v"), Agg::max("v")], Arc::new(Float64Array::from(values)), &lens);
+        let (mins, maxs) = (out[0].as_primitive::<Float64Type>(), out[1].as_primitive::<Float64Type>());
+        for (w, vs) in windows.iter().enumerate() {
+            let min = vs[1..].iter().fold(vs[0], |a, &v| if v.total_cmp(&a).is_lt() { v } else { a });
+            let max = vs[1..].iter().fold(vs[0], |a, &v| if v.total_cmp(&a).is_gt() { v } else { a });
+            assert_eq!(mins.value(w).to_bits(), min.to_bits(), "min of {vs:?}");
+            assert_eq!(maxs.value(w).to_bits(), max.to_bits(), "max of {vs:?}");
+        }
+        assert_eq!(again[0].as_primitive::<Float64Type>().value(0).to_bits(), greatest.to_bits());
+        assert_eq!(again[1].as_primitive::<Float64Type>().value(0).to_bits(), greatest.to_bits());
+    }
+
+    /// A slot restored without values starts from the identity even where the checkpoint
+    /// saved 0 for it (as checkpoints did before the identities): a restored empty min
+    /// window then takes its first value, not 0.
+    #[test]
+    fn a_restored_empty_slot_starts_from_the_identity() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Float64, false)]));
+        let f = BuiltinFactory::bind(&[Agg::min("v"), Agg::max("v")], &schema).unwrap();
+        let mut saved = f.create();
+        saved.ensure_slots(2);
+        let mut columns = saved.snapshot(&[0, 1], &mut Vec::new()).unwrap();
+        for (name, col) in columns.iter_mut().filter(|(name, _)| name.ends_with('f')) {
+            assert_eq!(col.len(), 2, "{name}");
+            *col = Arc::new(Float64Array::from(vec![0.0, 0.0]));
+        }
+        let mut store = BatchStore::default();
+        let mut agg = f.create();
+        agg.ensure_slots(2);
+        agg.restore(&[0, 1], &crate::agg::StateColumns::new(&columns), &Default::default(), &mut store).unwrap();
+        // Slot 0 gets positive values, slot 1 negative ones: a saved 0 would be the min of
+        // the first and the max of the second.
+        let values = Float64Array::from(vec![5.0, 7.0, -5.0, -7.0]);
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
+        store.pin(0, &batch);
+        agg.update(&BatchView { seq: 0, batch: &batch }, &[0, 1, 2, 3], &[0, 0, 1, 1], &mut store).unwrap();
+        let out = agg.evaluate(&[0, 1], &mut store).unwrap();
+        store.unpin(0);
+        let (mins, maxs) = (out[0].as_primitive::<Float64Type>(), out[1].as_primitive::<Float64Type>());
+        assert_eq!((mins.value(0), maxs.value(0)), (5.0, 7.0));
+        assert_eq!((mins.value(1), maxs.value(1)), (-7.0, -5.0));
+    }
+
+    /// Integer sum, min and max from the first value: the extremes of `i64` alone or first.
+    #[test]
+    fn integer_folds_keep_the_first_value() {
+        let windows: Vec<Vec<i64>> =
+            vec![vec![i64::MAX], vec![i64::MIN], vec![i64::MAX, 1], vec![5, -3, 7], vec![i64::MIN, i64::MAX, 0]];
+        let values: Vec<i64> = windows.iter().flatten().copied().collect();
+        let lens: Vec<usize> = windows.iter().map(Vec::len).collect();
+        let (out, again) = fold_windows(
+            &[Agg::sum("v"), Agg::min("v"), Agg::max("v")],
+            Arc::new(arrow::array::Int64Array::from(values)),
+            &lens,
+        );
+        let col = |i: usize| out[i].as_primitive::<Int64Type>().clone();
+        let (sums, mins, maxs) = (col(0), col(1), col(2));
+        for (w, vs) in windows.iter().enumerate() {
+            assert_eq!(sums.value(w), vs[1..].iter().fold(vs[0], |a, &v| a.wrapping_add(v)), "sum of {vs:?}");
+            assert_eq!(mins.value(w), *vs.iter().min().unwrap(), "min of {vs:?}");
+            assert_eq!(maxs.value(w), *vs.iter().max().unwrap(), "max of {vs:?}");
+        }
+        for a in &again {
+            assert_eq!(a.as_primitive::<Int64Type>().value(0), i64::MAX);
+        }
     }
 }
