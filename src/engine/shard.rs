@@ -12,6 +12,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, AsArray, Int64Array, ListArray, RecordBatch};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, SchemaRef};
+use smallvec::SmallVec;
 
 use super::keys::{BatchKeys, BoundKeys, DictInterning, KeyTable};
 use crate::agg::{BatchStore, BatchView, EmitTag, RowRef, SlotAgg};
@@ -93,6 +94,11 @@ struct OpenWindow {
     end: i64,
     slot: u32,
 }
+
+/// A key's open fixed windows in creation order. The first two live in the list itself, in
+/// `Shard::fixed`'s array: with many keys, a list on the heap cost a dependent cache miss
+/// per row (the list, then its windows), and tumbling keys rarely have more than two open.
+type OpenList = SmallVec<[OpenWindow; 2]>;
 
 /// A run of queued updates (see `Shard::op_rows`).
 #[derive(Clone, Copy, Debug)]
@@ -199,7 +205,7 @@ const _: () = assert!(std::mem::size_of::<KeySlot>() == 64);
 pub(crate) struct Shard {
     keys: KeyTable,
     per_key: Vec<KeySlot>,
-    fixed: Vec<Vec<OpenWindow>>,
+    fixed: Vec<OpenList>,
     sessions: Vec<Sessions>,
     queues: Vec<Vec<Queued>>,
     /// Keys with open windows or queued rows, for stream-scope settling and end of input.
@@ -560,8 +566,9 @@ impl Shard {
                 // Close due windows in creation order and compact the rest in place (a plain
                 // loop: `Vec::retain` cost about 95 instructions per call with 1–2 windows).
                 let (mut kept, mut max_open_id, mut unsorted) = (0, i64::MIN, false);
-                for i in 0..open.len() {
-                    let win = open[i];
+                let list = open.as_mut_slice(); // (one inline-or-heap check, not one per window)
+                for i in 0..list.len() {
+                    let win = list[i];
                     if win.end <= w {
                         max_end = max_end.max(win.end);
                         self.closed.push(Closed {
@@ -573,7 +580,7 @@ impl Shard {
                             merged: Vec::new(),
                         });
                     } else {
-                        open[kept] = win;
+                        list[kept] = win;
                         kept += 1;
                         unsorted |= win.id < max_open_id;
                         max_open_id = max_open_id.max(win.id);
@@ -591,7 +598,7 @@ impl Shard {
                     c.base = c.base.max(max_end);
                 }
                 if open.is_empty() {
-                    open.shrink_to(4);
+                    open.shrink_to_fit(); // back inline after a burst of open windows
                 }
             }
             BoundWindower::Session { gap } => {
@@ -743,8 +750,9 @@ impl Shard {
     fn close_due_prefix(&mut self, k: u32, w: i64, tumbling: bool) {
         let ku = k as usize;
         let open = &mut self.fixed[ku];
+        let list = open.as_mut_slice(); // (one inline-or-heap check, not one per window)
         let mut due = 0;
-        while let Some(win) = open.get(due).filter(|win| win.end <= w) {
+        while let Some(win) = list.get(due).filter(|win| win.end <= w) {
             let (id, start, end, slot) = (win.id, win.start, win.end, win.slot);
             self.closed.push(Closed { key: k, id, start, end, slot, merged: Vec::new() });
             due += 1;
@@ -753,10 +761,11 @@ impl Shard {
             return; // listed twice in the block
         }
         // The rest moves to the front (a short list: a plain loop, not a `memmove` call).
-        for i in due..open.len() {
-            open[i - due] = open[i];
+        for i in due..list.len() {
+            list[i - due] = list[i];
         }
-        open.truncate(open.len() - due);
+        let left = list.len() - due;
+        open.truncate(left);
         let key = &mut self.per_key[ku];
         // Tumbling: `recent` keeps working (a row in a closed window is late, so it never
         // uses the closed window's slot; its id still finds the neighbours). Sliding: the
@@ -769,7 +778,7 @@ impl Shard {
         }
         if open.is_empty() {
             key.max_open_id = i64::MIN;
-            open.shrink_to(4);
+            open.shrink_to_fit(); // back inline after a burst of open windows
         }
     }
 
@@ -1391,7 +1400,7 @@ impl Shard {
         self.per_key.push(KeySlot::new(clock));
         match cfg.windower {
             BoundWindower::Fixed(f) => {
-                self.fixed.push(Vec::new());
+                self.fixed.push(OpenList::new());
                 if f.offset != f.length {
                     self.span_memo.push(SpanMemo::default());
                 }
