@@ -358,9 +358,12 @@ enum Kind {
 impl Kind {
     /// The state of an empty `Float64` slot: folding any value into it gives that value, so
     /// the fold needs no "first value?" branch (a mispredicted one in every window's first
-    /// row). `-0.0 + v` is `v` for every `v`, `-0.0` included; the `NaN` with every payload
+    /// row). `-0.0 + v` is `v` for every number `v`, `-0.0` included; the `NaN` with every payload
     /// bit set is the greatest `f64` in total order (for min) and its negative the least
-    /// (for max). (`v + -0.0` quiets a signalling `NaN`, as any later fold would.)
+    /// (for max). Two limits, both about `NaN` bits of a lone value: `-0.0 + v` quiets a
+    /// signalling `NaN` (as any later fold would), and keeps a quiet `NaN`'s sign and payload
+    /// only where the processor does (x86-64 and aarch64 do; Rust leaves it unspecified).
+    /// Min and max do no arithmetic, so they keep every value's bits.
     fn identity_f(self) -> f64 {
         match self {
             Kind::Sum | Kind::Mean | Kind::CountNonNull => -0.0,
@@ -911,8 +914,8 @@ mod tests {
     }
 
     /// Folds `windows` (window `w` gets slot `w`) with `aggs` over column `v` of `values`,
-    /// evaluating every window and then folding window 0's first value again (evaluating
-    /// resets the slots). Returns both evaluations.
+    /// evaluating every window, then folds each window's first value alone into its slot
+    /// again (evaluating resets the slots to the identities). Returns both evaluations.
     fn fold_windows(aggs: &[Agg], values: ArrayRef, windows: &[usize]) -> (Vec<ArrayRef>, Vec<ArrayRef>) {
         let schema = Arc::new(Schema::new(vec![Field::new("v", values.data_type().clone(), false)]));
         let batch = RecordBatch::try_new(schema.clone(), vec![values]).unwrap();
@@ -926,8 +929,9 @@ mod tests {
         agg.update(&view, &rows, &slots, &mut store).unwrap();
         let all: Vec<u32> = (0..windows.len() as u32).collect();
         let first = agg.evaluate(&all, &mut store).unwrap();
-        agg.update(&view, &rows[..1], &slots[..1], &mut store).unwrap();
-        let again = agg.evaluate(&[0], &mut store).unwrap();
+        let starts: Vec<u32> = windows.iter().scan(0, |at, &n| Some(std::mem::replace(at, *at + n) as u32)).collect();
+        agg.update(&view, &starts, &all, &mut store).unwrap();
+        let again = agg.evaluate(&all, &mut store).unwrap();
         store.unpin(0);
         (first, again)
     }
@@ -958,8 +962,11 @@ mod tests {
             assert_eq!(mins.value(w).to_bits(), min.to_bits(), "min of {vs:?}");
             assert_eq!(maxs.value(w).to_bits(), max.to_bits(), "max of {vs:?}");
         }
-        assert_eq!(again[0].as_primitive::<Float64Type>().value(0).to_bits(), greatest.to_bits());
-        assert_eq!(again[1].as_primitive::<Float64Type>().value(0).to_bits(), greatest.to_bits());
+        let (mins, maxs) = (again[0].as_primitive::<Float64Type>(), again[1].as_primitive::<Float64Type>());
+        for (w, vs) in windows.iter().enumerate() {
+            assert_eq!(mins.value(w).to_bits(), vs[0].to_bits(), "min of {:?} after a reset", vs[0]);
+            assert_eq!(maxs.value(w).to_bits(), vs[0].to_bits(), "max of {:?} after a reset", vs[0]);
+        }
     }
 
     /// A slot restored without values starts from the identity even where the checkpoint
@@ -993,6 +1000,45 @@ mod tests {
         assert_eq!((mins.value(1), maxs.value(1)), (-7.0, -5.0));
     }
 
+    /// [`a_restored_empty_slot_starts_from_the_identity`] for integer min and max and for a
+    /// float sum: a saved 0 would be the min of positive values, the max of negative ones, and
+    /// would turn a lone -0.0's sum into +0.0.
+    #[test]
+    fn restored_empty_integer_and_sum_slots_start_from_the_identity() {
+        let restore_zeroed = |aggs: &[Agg], values: ArrayRef, rows: &[u32], slots: &[u32]| -> Vec<ArrayRef> {
+            let schema = Arc::new(Schema::new(vec![Field::new("v", values.data_type().clone(), false)]));
+            let f = BuiltinFactory::bind(aggs, &schema).unwrap();
+            let mut saved = f.create();
+            saved.ensure_slots(2);
+            let mut columns = saved.snapshot(&[0, 1], &mut Vec::new()).unwrap();
+            for (name, col) in columns.iter_mut() {
+                if name.ends_with('f') {
+                    *col = Arc::new(Float64Array::from(vec![0.0, 0.0]));
+                } else if name.ends_with('i') {
+                    *col = Arc::new(arrow::array::Int64Array::from(vec![0, 0]));
+                }
+            }
+            let mut store = BatchStore::default();
+            let mut agg = f.create();
+            agg.ensure_slots(2);
+            agg.restore(&[0, 1], &crate::agg::StateColumns::new(&columns), &Default::default(), &mut store).unwrap();
+            let batch = RecordBatch::try_new(schema, vec![values]).unwrap();
+            store.pin(0, &batch);
+            agg.update(&BatchView { seq: 0, batch: &batch }, rows, slots, &mut store).unwrap();
+            let out = agg.evaluate(&[0, 1], &mut store).unwrap();
+            store.unpin(0);
+            out
+        };
+        let ints = Arc::new(arrow::array::Int64Array::from(vec![5, 7, -5, -7]));
+        let out = restore_zeroed(&[Agg::min("v"), Agg::max("v")], ints, &[0, 1, 2, 3], &[0, 0, 1, 1]);
+        let (mins, maxs) = (out[0].as_primitive::<Int64Type>(), out[1].as_primitive::<Int64Type>());
+        assert_eq!((mins.value(0), maxs.value(0)), (5, 7));
+        assert_eq!((mins.value(1), maxs.value(1)), (-7, -5));
+        let floats = Arc::new(Float64Array::from(vec![-0.0]));
+        let out = restore_zeroed(&[Agg::sum("v")], floats, &[0], &[0]);
+        assert_eq!(out[0].as_primitive::<Float64Type>().value(0).to_bits(), (-0.0f64).to_bits());
+    }
+
     /// Integer sum, min and max from the first value: the extremes of `i64` alone or first.
     #[test]
     fn integer_folds_keep_the_first_value() {
@@ -1013,7 +1059,40 @@ mod tests {
             assert_eq!(maxs.value(w), *vs.iter().max().unwrap(), "max of {vs:?}");
         }
         for a in &again {
-            assert_eq!(a.as_primitive::<Int64Type>().value(0), i64::MAX);
+            let a = a.as_primitive::<Int64Type>();
+            for (w, vs) in windows.iter().enumerate() {
+                assert_eq!(a.value(w), vs[0], "{:?} alone after a reset", vs[0]);
+            }
         }
+    }
+
+    /// A session merge leaves the merged-away slot at the identity: its next window starts
+    /// afresh (a slot reset to 0 would give 0 as the min of positive values, and +0.0 as
+    /// the sum or max of a lone -0.0).
+    #[test]
+    fn a_merged_away_slot_starts_from_the_identity() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Float64, false)]));
+        let mut agg = BuiltinFactory::bind(&[Agg::sum("v"), Agg::min("v"), Agg::max("v")], &schema).unwrap().create();
+        agg.ensure_slots(4);
+        let values = Float64Array::from(vec![1.0, 2.0, 4.0, -0.0, 5.0, 7.0]);
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
+        let mut store = BatchStore::default();
+        store.pin(0, &batch);
+        let view = BatchView { seq: 0, batch: &batch };
+        // Slots 2 and 3 get values and merge into the empty slots 0 and 1; then they take
+        // new values of their own.
+        agg.update(&view, &[0, 1, 2], &[2, 2, 3], &mut store).unwrap();
+        agg.merge(0, 2, &mut store).unwrap();
+        agg.merge(1, 3, &mut store).unwrap();
+        agg.update(&view, &[3, 4, 5], &[2, 3, 3], &mut store).unwrap();
+        let out = agg.evaluate(&[0, 1, 2, 3], &mut store).unwrap();
+        store.unpin(0);
+        let col = |i: usize| -> Vec<u64> {
+            out[i].as_primitive::<Float64Type>().values().iter().map(|v| v.to_bits()).collect()
+        };
+        let bits = |vs: [f64; 4]| -> Vec<u64> { vs.iter().map(|v| v.to_bits()).collect() };
+        assert_eq!(col(0), bits([3.0, 4.0, -0.0, 12.0]), "sums");
+        assert_eq!(col(1), bits([1.0, 4.0, -0.0, 5.0]), "mins");
+        assert_eq!(col(2), bits([2.0, 4.0, -0.0, 7.0]), "maxs");
     }
 }
