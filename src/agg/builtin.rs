@@ -887,18 +887,8 @@ mod tests {
             vec![1e308, 1e308],
         ];
         let values: Vec<f64> = windows.iter().flatten().copied().collect();
-        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Float64, false)]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Float64Array::from(values))]).unwrap();
-        let f = BuiltinFactory::bind(&[Agg::sum("v"), Agg::mean("v")], &schema).unwrap();
-        let mut agg = f.create();
-        agg.ensure_slots(windows.len());
-        let slots: Vec<u32> = windows.iter().enumerate().flat_map(|(w, vs)| vs.iter().map(move |_| w as u32)).collect();
-        let rows: Vec<u32> = (0..slots.len() as u32).collect();
-        let mut store = BatchStore::default();
-        store.pin(0, &batch);
-        agg.update(&BatchView { seq: 0, batch: &batch }, &rows, &slots, &mut store).unwrap();
-        let all: Vec<u32> = (0..windows.len() as u32).collect();
-        let out = agg.evaluate(&all, &mut store).unwrap();
+        let lens: Vec<usize> = windows.iter().map(Vec::len).collect();
+        let (out, again) = fold_windows(&[Agg::sum("v"), Agg::mean("v")], Arc::new(Float64Array::from(values)), &lens);
         let (sums, means) = (out[0].as_primitive::<Float64Type>(), out[1].as_primitive::<Float64Type>());
         for (w, vs) in windows.iter().enumerate() {
             let expected = vs[1..].iter().fold(vs[0], |a, v| a + v);
@@ -907,10 +897,7 @@ mod tests {
             assert_eq!(means.value(w).to_bits(), mean.to_bits(), "mean of {vs:?}");
         }
         // Evaluating resets the slots: a second round starts afresh.
-        agg.update(&BatchView { seq: 0, batch: &batch }, &rows[..1], &slots[..1], &mut store).unwrap();
-        let again = agg.evaluate(&[0], &mut store).unwrap();
         assert_eq!(again[0].as_primitive::<Float64Type>().value(0).to_bits(), (-0.0f64).to_bits());
-        store.unpin(0);
     }
 
     /// Folds `windows` (window `w` gets slot `w`) with `aggs` over column `v` of `values`,
@@ -974,30 +961,41 @@ mod tests {
     /// window then takes its first value, not 0.
     #[test]
     fn a_restored_empty_slot_starts_from_the_identity() {
-        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Float64, false)]));
-        let f = BuiltinFactory::bind(&[Agg::min("v"), Agg::max("v")], &schema).unwrap();
+        // Slot 0 gets positive values, slot 1 negative ones: a saved 0 would be the min of
+        // the first and the max of the second.
+        let values = Arc::new(Float64Array::from(vec![5.0, 7.0, -5.0, -7.0]));
+        let out = restore_zeroed(&[Agg::min("v"), Agg::max("v")], values, &[0, 1, 2, 3], &[0, 0, 1, 1]);
+        let (mins, maxs) = (out[0].as_primitive::<Float64Type>(), out[1].as_primitive::<Float64Type>());
+        assert_eq!((mins.value(0), maxs.value(0)), (5.0, 7.0));
+        assert_eq!((mins.value(1), maxs.value(1)), (-7.0, -5.0));
+    }
+
+    /// Restores slots 0 and 1 of `aggs` from a snapshot of empty slots whose running values
+    /// are overwritten with 0 (as checkpoints saved them before the identities), folds `rows`
+    /// of `values` into `slots` and evaluates both slots.
+    fn restore_zeroed(aggs: &[Agg], values: ArrayRef, rows: &[u32], slots: &[u32]) -> Vec<ArrayRef> {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", values.data_type().clone(), false)]));
+        let f = BuiltinFactory::bind(aggs, &schema).unwrap();
         let mut saved = f.create();
         saved.ensure_slots(2);
         let mut columns = saved.snapshot(&[0, 1], &mut Vec::new()).unwrap();
-        for (name, col) in columns.iter_mut().filter(|(name, _)| name.ends_with('f')) {
-            assert_eq!(col.len(), 2, "{name}");
-            *col = Arc::new(Float64Array::from(vec![0.0, 0.0]));
+        for (name, col) in columns.iter_mut() {
+            if name.ends_with('f') {
+                *col = Arc::new(Float64Array::from(vec![0.0, 0.0]));
+            } else if name.ends_with('i') {
+                *col = Arc::new(arrow::array::Int64Array::from(vec![0, 0]));
+            }
         }
         let mut store = BatchStore::default();
         let mut agg = f.create();
         agg.ensure_slots(2);
         agg.restore(&[0, 1], &crate::agg::StateColumns::new(&columns), &Default::default(), &mut store).unwrap();
-        // Slot 0 gets positive values, slot 1 negative ones: a saved 0 would be the min of
-        // the first and the max of the second.
-        let values = Float64Array::from(vec![5.0, 7.0, -5.0, -7.0]);
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
+        let batch = RecordBatch::try_new(schema, vec![values]).unwrap();
         store.pin(0, &batch);
-        agg.update(&BatchView { seq: 0, batch: &batch }, &[0, 1, 2, 3], &[0, 0, 1, 1], &mut store).unwrap();
+        agg.update(&BatchView { seq: 0, batch: &batch }, rows, slots, &mut store).unwrap();
         let out = agg.evaluate(&[0, 1], &mut store).unwrap();
         store.unpin(0);
-        let (mins, maxs) = (out[0].as_primitive::<Float64Type>(), out[1].as_primitive::<Float64Type>());
-        assert_eq!((mins.value(0), maxs.value(0)), (5.0, 7.0));
-        assert_eq!((mins.value(1), maxs.value(1)), (-7.0, -5.0));
+        out
     }
 
     /// [`a_restored_empty_slot_starts_from_the_identity`] for integer min and max and for a
@@ -1005,30 +1003,6 @@ mod tests {
     /// would turn a lone -0.0's sum into +0.0.
     #[test]
     fn restored_empty_integer_and_sum_slots_start_from_the_identity() {
-        let restore_zeroed = |aggs: &[Agg], values: ArrayRef, rows: &[u32], slots: &[u32]| -> Vec<ArrayRef> {
-            let schema = Arc::new(Schema::new(vec![Field::new("v", values.data_type().clone(), false)]));
-            let f = BuiltinFactory::bind(aggs, &schema).unwrap();
-            let mut saved = f.create();
-            saved.ensure_slots(2);
-            let mut columns = saved.snapshot(&[0, 1], &mut Vec::new()).unwrap();
-            for (name, col) in columns.iter_mut() {
-                if name.ends_with('f') {
-                    *col = Arc::new(Float64Array::from(vec![0.0, 0.0]));
-                } else if name.ends_with('i') {
-                    *col = Arc::new(arrow::array::Int64Array::from(vec![0, 0]));
-                }
-            }
-            let mut store = BatchStore::default();
-            let mut agg = f.create();
-            agg.ensure_slots(2);
-            agg.restore(&[0, 1], &crate::agg::StateColumns::new(&columns), &Default::default(), &mut store).unwrap();
-            let batch = RecordBatch::try_new(schema, vec![values]).unwrap();
-            store.pin(0, &batch);
-            agg.update(&BatchView { seq: 0, batch: &batch }, rows, slots, &mut store).unwrap();
-            let out = agg.evaluate(&[0, 1], &mut store).unwrap();
-            store.unpin(0);
-            out
-        };
         let ints = Arc::new(arrow::array::Int64Array::from(vec![5, 7, -5, -7]));
         let out = restore_zeroed(&[Agg::min("v"), Agg::max("v")], ints, &[0, 1, 2, 3], &[0, 0, 1, 1]);
         let (mins, maxs) = (out[0].as_primitive::<Int64Type>(), out[1].as_primitive::<Int64Type>());
