@@ -61,9 +61,9 @@ impl ByteInterner {
         // full hash, length and short form without touching the arena; only strings longer
         // than 8 bytes are compared byte by byte.
         let (arena, ends) = (&self.bytes, &self.ends);
-        let (len, short) = (entry_len(bytes), short_form(bytes));
+        let (tag, short) = (entry_tag(hash, bytes), short_form(bytes));
         let found = self.table.find(hash, |e| {
-            e.hash == hash && e.len == len && e.short == short && (len <= 8 || slice(arena, ends, e.id) == bytes)
+            e.tag == tag && e.short == short && (bytes.len() <= 8 || slice(arena, ends, e.id) == bytes)
         });
         match found {
             Some(e) => Ok((e.id, false)),
@@ -79,29 +79,35 @@ impl ByteInterner {
         self.bytes.extend_from_slice(bytes);
         self.ends.push(self.bytes.len());
         self.hashes.push(hash);
-        let entry = Entry { hash, short: short_form(bytes), id, len: entry_len(bytes) };
-        self.table.insert_unique(hash, entry, |e| e.hash);
+        let entry = Entry { short: short_form(bytes), id, tag: entry_tag(hash, bytes) };
+        let hashes = &self.hashes; // (growing the table rehashes from here)
+        self.table.insert_unique(hash, entry, |e| hashes[e.id as usize]);
         Ok(id)
     }
 }
 
-/// The length kept in a table entry: exact up to `u32::MAX - 1`; longer strings (compared byte
-/// by byte anyway) all get `u32::MAX`.
+/// What a table entry keeps of a string's hash and length, in 32 bits: the hash's upper 28
+/// bits and, below them, the length up to 15 (longer strings all get 15; they are compared
+/// byte by byte anyway). Up to 8 bytes the length is exact, which with [`short_form`]
+/// determines the string.
 #[inline]
-fn entry_len(b: &[u8]) -> u32 {
-    u32::try_from(b.len()).unwrap_or(u32::MAX)
+fn entry_tag(hash: u64, b: &[u8]) -> u32 {
+    ((hash >> 32) as u32 & !0xf) | b.len().min(0xf) as u32
 }
 
 /// A string's slot in the hash table: enough to reject (or, up to 8 bytes, accept) a
-/// candidate without reading the arena.
+/// candidate without reading the arena. 16 bytes, so that with many keys more of the table
+/// stays in cache (the full hash is in `ByteInterner::hashes`, for growing the table).
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    hash: u64,
     /// [`short_form`] of the bytes.
     short: u64,
     id: u32,
-    len: u32,
+    /// [`entry_tag`] of the hash and bytes.
+    tag: u32,
 }
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 16);
 
 /// The bytes of a string of up to 8 bytes packed into a `u64` (exact for that length: with
 /// the length known, the packed form determines the bytes); for longer strings, a digest of
@@ -187,6 +193,12 @@ mod tests {
                 assert_ne!(short_form(&a), short_form(&b), "len {len}, byte {i}");
             }
         }
+        // "a" and "aaa" pack alike: only the length in the entry's tag tells them apart.
+        let mut t = ByteInterner::default();
+        assert_eq!(short_form(b"a"), short_form(b"aaa"));
+        assert_eq!(t.intern(b"a", 5).unwrap(), (0, true));
+        assert_eq!(t.intern(b"aaa", 5).unwrap(), (1, true));
+        assert_eq!(t.intern(b"a", 5).unwrap(), (0, false));
         let mut t = ByteInterner::default();
         let (a, b) = (b"abcdXXXXwxyz".as_slice(), b"abcdYYYYwxyz".as_slice());
         assert_eq!(short_form(a), short_form(b));
