@@ -58,8 +58,8 @@ impl ByteInterner {
     pub fn intern(&mut self, bytes: &[u8], hash: u64) -> Result<(u32, bool)> {
         // The lookup is the per-row hot path and stays small enough to inline; appending is
         // rare (once per distinct string) and kept out of line. A candidate is rejected on its
-        // full hash, length and short form without touching the arena; only strings longer
-        // than 8 bytes are compared byte by byte.
+        // tag (28 hash bits and the length) and short form without touching the arena; only
+        // strings longer than 8 bytes are compared byte by byte.
         let (arena, ends) = (&self.bytes, &self.ends);
         let (tag, short) = (entry_tag(hash, bytes), short_form(bytes));
         let found = self.table.find(hash, |e| {

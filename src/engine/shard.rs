@@ -80,8 +80,8 @@ pub(crate) struct ShardConfig {
 /// From how many keys a shard preloads each row block's key state ([`Shard::load_keys_state`]).
 /// Below, the state (a few hundred bytes a key) stays in the core's L2 cache and the preload
 /// only costs: measured on the 2-vCPU machine (1 thread, 10 M events, 3.3 per key and
-/// minute), skipping it makes the tumbling count and sliding sum 3–5% faster at 1000 and 2000
-/// keys, and 5–6% slower at 5000.
+/// minute), skipping it made the tumbling count 3–4% faster at 100 to 2000 keys (the sliding
+/// sum +5% at 2000, level within noise at 1000), and both 5–7% slower at 5000.
 const PRELOAD_FROM_KEYS: usize = 4096;
 
 /// Default of [`ShardConfig::close_inline_from_keys`]: about where a shard's per-key state
