@@ -369,8 +369,6 @@ impl Shard {
         // short loops of independent lookups the processor overlaps those misses, which it
         // cannot across the long per-row body (about 1.5x faster at 100,000 keys on 1 thread).
         let mut block_keys = [0u32; ROW_BLOCK];
-        // The preload pays only once the keys' state outgrows the cache.
-        let preload = self.keys.len() >= PRELOAD_FROM_KEYS;
         // This batch's rows go into the aggregation as one run (queued rows released while
         // settling start runs of their own batches; sliding rows start span runs).
         self.start_run(seq, false);
@@ -392,9 +390,7 @@ impl Shard {
                 }
             }
             let block_keys = &block_keys[..block.len()];
-            if preload {
-                self.load_keys_state(block_keys);
-            }
+            self.load_keys_state(block_keys);
             for (&r, &k) in block.iter().zip(block_keys) {
                 let ts = times[r as usize];
                 let is_late = match lateness {
@@ -464,9 +460,7 @@ impl Shard {
             Lateness::PerKey => {
                 let touched = std::mem::take(&mut self.touched);
                 for block in touched.chunks(ROW_BLOCK) {
-                    if preload {
-                        self.load_keys_state(block);
-                    }
+                    self.load_keys_state(block);
                     for &k in block {
                         let slot = &mut self.per_key[k as usize];
                         slot.touched = false;
@@ -516,9 +510,12 @@ impl Shard {
 
     /// Reads the slot and first open window of each of `keys`, so that the work on them that
     /// follows finds them in cache: a short loop of independent loads lets the processor
-    /// overlap the cache misses that many keys cause.
+    /// overlap the cache misses that many keys cause. Only from [`PRELOAD_FROM_KEYS`] keys.
     #[inline]
     fn load_keys_state(&self, keys: &[u32]) {
+        if self.keys.len() < PRELOAD_FROM_KEYS {
+            return; // the keys' state fits in cache: the preload would only cost
+        }
         let loaded = keys.iter().fold(0i64, |acc, &k| {
             let ku = k as usize;
             let first_open = self.fixed.get(ku).and_then(|open| open.first()).map_or(0, |w| w.id);
