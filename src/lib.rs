@@ -47,6 +47,7 @@ pub mod flight;
 pub mod flow;
 pub mod ops;
 pub mod pipeline;
+mod prefetch;
 pub mod sink;
 pub mod source;
 pub mod sql;

@@ -235,26 +235,34 @@ enum StreamSize {
     Normal,
     /// 1 500–2 500 rows (batch size 1000 splits the input).
     Long,
+    /// 40,000 rows over 9000 keys drawn evenly, about 20 s of stream time: enough keys per
+    /// shard for the engine's many-key paths (prefetching from 4096 keys, closing block by
+    /// block from 8192), which the few keys of the other streams never reach.
+    ManyKeys,
 }
 
 /// [`generate`] with a chosen length class (same shape otherwise).
 fn generate_sized(seed: u64, size: StreamSize) -> Vec<RefRow> {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let n_keys: usize = rng.random_range(3..=20);
+    let many = size == StreamSize::ManyKeys;
+    let n_keys: usize = if many { 9000 } else { rng.random_range(3..=20) };
     let n_rows: usize = match size {
         StreamSize::Normal => rng.random_range(150..=300),
         StreamSize::Long => rng.random_range(1500..=2500),
+        StreamSize::ManyKeys => 40_000,
     };
     let base = if seed.is_multiple_of(2) { -40 * S } else { A_US - 40 * S };
     let mut cursor = base;
     let mut rows: Vec<RefRow> = Vec::with_capacity(n_rows);
     let mut last_ts_of_key: BTreeMap<String, i64> = BTreeMap::new();
     while rows.len() < n_rows {
-        cursor += rng.random_range(0..=600) * 1000;
+        cursor += if many { rng.random_range(0..=1000) } else { rng.random_range(0..=600) * 1000 };
         if rng.random_bool(0.3) {
             cursor += rng.random_range(0..1000);
         }
-        let key = if rng.random_bool(0.5) {
+        let key = if many {
+            format!("k{}", rng.random_range(0..n_keys))
+        } else if rng.random_bool(0.5) {
             format!("k{}", rng.random_range(0..3.min(n_keys)))
         } else {
             format!("k{}", rng.random_range(0..n_keys))
@@ -1104,6 +1112,40 @@ fn differential_long_stream() {
         started.elapsed()
     );
     report(&failures, "the long stream");
+}
+
+/// A stream with many keys, so that shards reach the engine's many-key paths: rows interned up
+/// front with prefetching (from 4096 keys in a shard), due windows closed block by block and
+/// open lists moved back inline (from 8192). Batches of 4096 rows on 1 thread (one shard
+/// passes 8192 keys) and 2 (two shards of about 4500).
+#[test]
+fn differential_many_keys() {
+    let started = Instant::now();
+    let (seed, size) = (5, StreamSize::ManyKeys);
+    let rows = generate_sized(seed, size);
+    let keys: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    assert!(keys.len() > 8192, "{} keys", keys.len());
+    let batchings: &[(usize, usize)] = &[(4096, 1), (4096, 2)];
+    let mut failures = Vec::new();
+    let mut n_cases = 0;
+    for windower in [windowers()[0], windowers()[2]] {
+        for per_stream in [false, true] {
+            for op in [RefOp::Count, RefOp::FoldSum, RefOp::Collect] {
+                let wait = Some(1_500_000);
+                let case = Case { seed, size, op, windower, wait, per_stream, ordered: false };
+                n_cases += 1;
+                failures.extend(check_case(&case, &rows, &Layout::standard(), batchings));
+            }
+        }
+    }
+    eprintln!(
+        "differential many keys ({} rows, {} keys): {n_cases} cases × {} batchings in {:.1?}",
+        rows.len(),
+        keys.len(),
+        batchings.len(),
+        started.elapsed()
+    );
+    report(&failures, "the many-key stream");
 }
 
 /// More seeds, on demand: `WINDROW_DIFF_SEEDS=200 cargo test --test differential -- --ignored`

@@ -434,9 +434,15 @@ impl KeyTable {
     ///
     /// # Errors
     /// More than `u32::MAX` keys in one shard.
-    #[inline]
+    #[inline(always)]
     pub fn intern(&mut self, keys: &BatchKeys, r: usize) -> Result<(u32, bool)> {
         self.0.intern(keys.key(r), keys.hashes[r])
+    }
+
+    /// Starts loading the table bucket of row `r`'s key ([`ByteInterner::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, keys: &BatchKeys, r: usize) {
+        self.0.prefetch(keys.hashes[r]);
     }
 
     pub fn len(&self) -> usize {
