@@ -41,13 +41,13 @@
 pub mod agg;
 pub mod bench;
 pub mod checkpoint;
+mod cpu;
 pub mod engine;
 pub mod error;
 pub mod flight;
 pub mod flow;
 pub mod ops;
 pub mod pipeline;
-mod prefetch;
 pub mod sink;
 pub mod source;
 pub mod sql;

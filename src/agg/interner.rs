@@ -63,7 +63,7 @@ impl ByteInterner {
     #[inline]
     pub fn prefetch(&self, hash: u64) {
         if let Some(bucket) = self.buckets.get(home(hash, self.buckets.len())) {
-            crate::prefetch::prefetch(bucket);
+            crate::cpu::prefetch(bucket);
         }
     }
 
@@ -80,14 +80,14 @@ impl ByteInterner {
         // strings longer than 8 bytes are compared byte by byte. A bucket's four tags are
         // compared at once into a bit mask, not one by one: where in its bucket a key sits is
         // random, and a branch on each entry was mispredicted about once a row (callgrind's
-        // branch simulation, 1000 keys), a fifth of the benchmark's time.
+        // branch simulation, 1000 keys).
         let (tag, short) = (entry_tag(hash, bytes), short_form(bytes));
         let n = self.buckets.len();
         if n > 0 {
             let mut b = home(hash, n);
             loop {
                 let bucket = &self.buckets[b];
-                let mut hits = tag_mask(&bucket.tags, tag);
+                let mut hits = crate::cpu::eq_mask4(&bucket.tags, tag);
                 while hits != 0 {
                     let j = hits.trailing_zeros() as usize;
                     if bucket.shorts[j] == short && (bytes.len() <= 8 || self.get(bucket.ids[j]) == bytes) {
@@ -95,7 +95,7 @@ impl ByteInterner {
                     }
                     hits &= hits - 1;
                 }
-                if tag_mask(&bucket.tags, EMPTY_TAG) != 0 {
+                if crate::cpu::eq_mask4(&bucket.tags, EMPTY_TAG) != 0 {
                     break;
                 }
                 b = (b + 1) & (n - 1);
@@ -156,12 +156,6 @@ impl Bucket {
 }
 
 const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
-
-/// Bit `j` set where `tags[j] == tag` (the compiler makes this one vector compare).
-#[inline(always)]
-fn tag_mask(tags: &[u32; BUCKET], tag: u32) -> u32 {
-    tags.iter().enumerate().fold(0, |mask, (j, &t)| mask | (u32::from(t == tag) << j))
-}
 
 /// The first bucket probed for `hash` among `n` (a power of two, or 0: then an index past the
 /// end, which `get` rejects).

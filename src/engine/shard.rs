@@ -568,9 +568,9 @@ impl Shard {
     /// Asks for key `k`'s slot and open-window list (see `PREFETCH_FROM_KEYS`).
     #[inline]
     fn prefetch_key_state(&self, k: u32) {
-        crate::prefetch::prefetch(&self.per_key[k as usize]);
+        crate::cpu::prefetch(&self.per_key[k as usize]);
         if let Some(open) = self.fixed.get(k as usize) {
-            crate::prefetch::prefetch(open);
+            crate::cpu::prefetch(open);
         }
     }
 
