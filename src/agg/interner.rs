@@ -4,8 +4,8 @@
 //! The hash table is an open-addressing table of cache-line buckets of four entries, probed
 //! bucket by bucket from the one the hash's low bits name. It is written out here
 //! rather than taken from `hashbrown` for one reason: a string's bucket is known from its hash
-//! alone, so the engine can prefetch the buckets of a whole block of rows before it interns
-//! them ([`ByteInterner::prefetch`]). With 100,000 keys the table outgrows the core's caches
+//! alone, so the engine can ask for a row's bucket some rows before it interns it
+//! ([`ByteInterner::prefetch`]). With 100,000 keys the table outgrows the core's caches
 //! and a lookup is a cache miss; `hashbrown` reads a control group and then the entry, two
 //! dependent misses that no public API lets a caller start early.
 

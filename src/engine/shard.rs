@@ -400,8 +400,14 @@ impl Shard {
         // once per value (see `DictInterning`).
         let prefetch = self.keys.len() >= PREFETCH_FROM_KEYS;
         let mut row_keys = std::mem::take(&mut self.row_keys);
-        let up_front = self.intern_dictionary_keys(cfg, keys, rows, sys_now, &mut row_keys)?
-            || (prefetch && self.intern_rows(cfg, keys, rows, sys_now, &mut row_keys)?);
+        let up_front = if self.intern_dictionary_keys(cfg, keys, rows, sys_now, &mut row_keys)? {
+            true
+        } else if prefetch {
+            self.intern_rows(cfg, keys, rows, sys_now, &mut row_keys)?;
+            true
+        } else {
+            false
+        };
         let mut block_keys = [0u32; ROW_BLOCK];
         let mut block_at = 0;
         for block in rows.iter().flat_map(|part| part.chunks(ROW_BLOCK)) {
@@ -539,8 +545,8 @@ impl Shard {
     }
 
     /// The key ids of `rows` (in order) into `ids`, for keys other than dictionaries, each
-    /// row's table bucket asked for `PREFETCH_AHEAD` rows early; `true` (for `process`). Out
-    /// of line, like [`Self::intern_dictionary_keys`].
+    /// row's table bucket asked for `PREFETCH_AHEAD` rows early. Out of line, like
+    /// [`Self::intern_dictionary_keys`].
     #[inline(never)]
     fn intern_rows(
         &mut self,
@@ -549,7 +555,7 @@ impl Shard {
         rows: &[&[u32]],
         sys_now: i64,
         ids: &mut Vec<u32>,
-    ) -> Result<bool> {
+    ) -> Result<()> {
         for part in rows {
             for (i, &r) in part.iter().enumerate() {
                 if let Some(&ahead) = part.get(i + PREFETCH_AHEAD) {
@@ -562,7 +568,7 @@ impl Shard {
                 ids.push(id);
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Asks for key `k`'s slot and open-window list (see `PREFETCH_FROM_KEYS`).
