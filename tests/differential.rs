@@ -1116,8 +1116,8 @@ fn differential_long_stream() {
 
 /// A stream with many keys, so that shards reach the engine's many-key paths: rows interned up
 /// front with prefetching (from 4096 keys in a shard), due windows closed block by block and
-/// open lists moved back inline (from 8192). Batches of 4096 rows on 1 thread (one shard
-/// passes 8192 keys) and 2 (two shards of about 4500).
+/// open lists moved back inline (from 8192), sessions' state prefetched. Batches of 4096 rows
+/// on 1 thread (one shard passes 8192 keys) and 2 (two shards of about 4500).
 #[test]
 fn differential_many_keys() {
     let started = Instant::now();
@@ -1128,7 +1128,7 @@ fn differential_many_keys() {
     let batchings: &[(usize, usize)] = &[(4096, 1), (4096, 2)];
     let mut failures = Vec::new();
     let mut n_cases = 0;
-    for windower in [windowers()[0], windowers()[2]] {
+    for windower in [windowers()[0], windowers()[2], windowers()[5]] {
         for per_stream in [false, true] {
             for op in [RefOp::Count, RefOp::FoldSum, RefOp::Collect] {
                 let wait = Some(1_500_000);

@@ -101,6 +101,30 @@ const PREFETCH_AHEAD: usize = 16;
 /// slower on the sliding sum at 1000 keys.
 pub(crate) const CLOSE_INLINE_FROM_KEYS: usize = 8192;
 
+/// Aggregation state slots: handed out to windows as they open, taken back when they close.
+#[derive(Default)]
+struct SlotPool {
+    /// Slots given back, reused first (most recently freed first: likely still in cache).
+    free: Vec<u32>,
+    /// The next never-used slot.
+    next: u32,
+    /// Slots held by open windows.
+    open: usize,
+}
+
+impl SlotPool {
+    fn alloc(&mut self, agg: &mut dyn SlotAgg) -> u32 {
+        self.open += 1;
+        if let Some(s) = self.free.pop() {
+            return s;
+        }
+        let s = self.next;
+        self.next += 1;
+        agg.ensure_slots(self.next as usize);
+        s
+    }
+}
+
 /// The window an applied row or merge went to: `(key, id, start, end)` at that moment.
 type OpCtx = (u32, i64, i64, i64);
 
@@ -242,9 +266,7 @@ pub(crate) struct Shard {
     /// Keys with open windows or queued rows, for stream-scope settling and end of input.
     active: Vec<u32>,
     touched: Vec<u32>,
-    free_slots: Vec<u32>,
-    next_slot: u32,
-    open_windows: usize,
+    slots: SlotPool,
     agg: Box<dyn SlotAgg>,
     store: BatchStore,
     // Scratch, reused across batches.
@@ -290,9 +312,7 @@ impl Shard {
             queues: Vec::new(),
             active: Vec::new(),
             touched: Vec::new(),
-            free_slots: Vec::new(),
-            next_slot: 0,
-            open_windows: 0,
+            slots: SlotPool::default(),
             agg,
             store: BatchStore::default(),
             op_rows: Vec::new(),
@@ -316,7 +336,7 @@ impl Shard {
 
     /// Open windows (for progress reports).
     pub fn open_windows(&self) -> usize {
-        self.open_windows
+        self.slots.open
     }
 
     /// Number of keys seen.
@@ -325,14 +345,7 @@ impl Shard {
     }
 
     fn alloc_slot(&mut self) -> u32 {
-        self.open_windows += 1;
-        if let Some(s) = self.free_slots.pop() {
-            return s;
-        }
-        let s = self.next_slot;
-        self.next_slot += 1;
-        self.agg.ensure_slots(self.next_slot as usize);
-        s
+        self.slots.alloc(self.agg.as_mut())
     }
 
     /// Puts key `k` on the active list; called wherever a key gets state (a window or a
@@ -378,8 +391,9 @@ impl Shard {
             && matches!(cfg.windower, BoundWindower::Fixed(_));
         // Sessions (per-key clocks, unordered, no emissions while applying), whatever the key
         // count: a key's oldest sessions that are due close after the block too, so that a key
-        // with many rows per batch keeps a short live list (assigning a row scans it). The
-        // key still settles after the rows, for due sessions behind a live one.
+        // with many rows per batch keeps a short live list (assigning a row scans it). Only a
+        // key left with a due session behind a live one settles after the rows (see
+        // `close_due_sessions`): with many keys that pass missed the cache on every key again.
         let close_sessions = match cfg.windower {
             BoundWindower::Session { gap }
                 if matches!(lateness, Lateness::PerKey) && !cfg.ordered && !cfg.track_ctx =>
@@ -437,7 +451,7 @@ impl Shard {
                             if self.fixed[k as usize].first().is_some_and(|win| win.end <= w) {
                                 self.due_keys.push(k); // (a key may be listed twice)
                             }
-                        } else if !key.touched {
+                        } else if !key.touched && close_sessions.is_none() {
                             key.touched = true;
                             self.touched.push(k);
                         }
@@ -571,12 +585,15 @@ impl Shard {
         Ok(())
     }
 
-    /// Asks for key `k`'s slot and open-window list (see `PREFETCH_FROM_KEYS`).
+    /// Asks for key `k`'s slot and open-window list or live sessions (see
+    /// `PREFETCH_FROM_KEYS`).
     #[inline]
     fn prefetch_key_state(&self, k: u32) {
         crate::cpu::prefetch(&self.per_key[k as usize]);
         if let Some(open) = self.fixed.get(k as usize) {
             crate::cpu::prefetch(open);
+        } else if let Some(sessions) = self.sessions.get(k as usize) {
+            crate::cpu::prefetch(sessions);
         }
     }
 
@@ -703,9 +720,11 @@ impl Shard {
             self.closed.push(Closed { key: k, id, start: first, end: last, slot, merged });
         }
         self.closed_sessions = out;
+        // Back inline once it fits (see `LiveSessions`): due sessions close block by block
+        // (`close_due_sessions`), so a key's list stays short and rarely goes back and forth.
         let live = &mut self.sessions[k as usize].live;
-        if live.is_empty() {
-            live.shrink_to(2);
+        if live.spilled() && live.len() <= live.inline_size() {
+            live.shrink_to_fit();
         }
     }
 
@@ -717,8 +736,10 @@ impl Shard {
             BoundWindower::Session { gap } => {
                 self.mark_active(k);
                 let mut merges = std::mem::take(&mut self.merges);
-                let mut sessions = std::mem::take(&mut self.sessions[k as usize]);
-                let (id, slot, first, last) = sessions.assign(ts, gap, || self.alloc_slot(), &mut merges);
+                // Borrowed in place, not taken out and put back: a key's sessions are 128 bytes.
+                let (slots, agg) = (&mut self.slots, self.agg.as_mut());
+                let (id, slot, first, last) =
+                    self.sessions[k as usize].assign(ts, gap, || slots.alloc(agg), &mut merges);
                 self.push_op(row, slot);
                 if cfg.track_ctx {
                     self.op_ctx.push((k, id, first, last));
@@ -726,13 +747,12 @@ impl Shard {
                 for m in merges.drain(..) {
                     self.op_merges.push((self.op_rows.len(), m));
                     self.freed.push(m.original_slot);
-                    self.open_windows -= 1;
+                    self.slots.open -= 1;
                     if cfg.track_ctx {
-                        let (first, last) = sessions.bounds(m.target_id).unwrap_or((ts, ts));
+                        let (first, last) = self.sessions[k as usize].bounds(m.target_id).unwrap_or((ts, ts));
                         self.op_ctx.push((k, m.target_id, first, last));
                     }
                 }
-                self.sessions[k as usize] = sessions;
                 self.merges = merges;
             }
         }
@@ -800,14 +820,26 @@ impl Shard {
     /// Sessions: closes the oldest due sessions of each key of a block of rows (`keys`, in
     /// cache), at the key's current watermark. A key listed twice finds nothing due the
     /// second time. Done here, not in the row loop, so that fixed windows pay nothing for it.
+    ///
+    /// A key left with a due session behind a live one is marked touched, to be settled after
+    /// the rows: closing that session now would emit it before the older live one, which may
+    /// still come due in this batch (spec §7.2: creation order). The last block with rows of a
+    /// key sees the key's final watermark of the batch, so a key not marked by then has
+    /// nothing a settle after the rows would close.
     #[inline(never)]
     fn close_due_sessions(&mut self, keys: &[u32], sys_now: i64, gap: i64) {
         for &k in keys {
-            let w = self.per_key[k as usize].clock.current(sys_now);
-            if self.sessions[k as usize].first_due(w, gap) {
+            let ku = k as usize;
+            let w = self.per_key[ku].clock.current(sys_now);
+            let (prefix, behind) = self.sessions[ku].due_prefix(w, gap);
+            if prefix > 0 {
                 let mut out = std::mem::take(&mut self.closed_sessions);
-                self.sessions[k as usize].close_prefix(w, gap, &mut out);
+                self.sessions[ku].close_prefix(prefix, &mut out);
                 self.push_closed_sessions(k, out);
+            }
+            if behind && !self.per_key[ku].touched {
+                self.per_key[ku].touched = true;
+                self.touched.push(k);
             }
         }
     }
@@ -1181,7 +1213,7 @@ impl Shard {
     ) -> Result<ShardOutput> {
         let slots: Vec<u32> = closed.iter().map(|c| c.slot).collect();
         let results = if closed.is_empty() { Vec::new() } else { self.agg.evaluate(&slots, &mut self.store)? };
-        self.open_windows -= closed.len();
+        self.slots.open -= closed.len();
         self.freed.extend_from_slice(&slots);
 
         // Key columns of the closed windows, decoded once for `meta` and (usually) `down`.
@@ -1252,7 +1284,7 @@ impl Shard {
     }
 
     fn release_freed(&mut self) {
-        self.free_slots.append(&mut self.freed);
+        self.slots.free.append(&mut self.freed);
     }
 
     /// Retained input batches (memory diagnostics).
@@ -1491,7 +1523,7 @@ impl Shard {
                 }
             }
             BoundWindower::Session { .. } => {
-                self.sessions.push(Sessions { live: Vec::new(), next_id: next_session_id })
+                self.sessions.push(Sessions { live: SmallVec::new(), next_id: next_session_id })
             }
         }
         if cfg.ordered {

@@ -3,6 +3,8 @@
 //! Sessions are kept in creation order (= ascending id). Their bounds are the first and last
 //! row timestamps, inclusive; the gap is not part of the window.
 
+use smallvec::SmallVec;
+
 /// One live session of a key.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Session {
@@ -26,11 +28,18 @@ pub(crate) struct Merge {
 /// Marks a session merged away during a sweep (slots are dense indices, never `u32::MAX`).
 const REMOVED: u32 = u32::MAX;
 
-/// The session windower state of one key.
+/// A key's live sessions in creation order. The first two live in the list itself, in the
+/// shard's array of keys: with many keys, a list on the heap cost a dependent cache miss per
+/// row (the list, then its sessions). Two, not one: a key whose rows come a little more than
+/// the gap apart opens its next session before the watermark closes the last one.
+pub(crate) type LiveSessions = SmallVec<[Session; 2]>;
+
+/// The session windower state of one key: two whole cache lines (see [`LiveSessions`]).
 #[derive(Clone, Debug, Default)]
+#[repr(align(64))]
 pub(crate) struct Sessions {
     /// Live sessions in creation order.
-    pub live: Vec<Session>,
+    pub live: LiveSessions,
     /// Ids are never reused, so this survives when no session is live (spec §14.2).
     pub next_id: i64,
 }
@@ -47,6 +56,8 @@ fn due(s: &Session, w: i64, gap: i64) -> bool {
 fn within(a: i64, b: i64, gap: i64) -> bool {
     i128::from(a) - i128::from(b) <= i128::from(gap)
 }
+
+const _: () = assert!(std::mem::size_of::<Sessions>() == 128);
 
 impl Sessions {
     /// Assigns `ts` to a session (creating one when none matches) and returns the assigned
@@ -187,29 +198,43 @@ impl Sessions {
         self.live[next].slot = REMOVED;
     }
 
-    /// Whether the oldest live session is due at watermark `w` (what
-    /// [`close_prefix`](Self::close_prefix) would close first).
-    #[inline]
-    pub fn first_due(&self, w: i64, gap: i64) -> bool {
-        self.live.first().is_some_and(|s| due(s, w, gap))
+    /// Whether any live session is due at `w` (what [`close`](Self::close) would close).
+    pub fn any_due(&self, w: i64, gap: i64) -> bool {
+        self.live.iter().any(|s| due(s, w, gap))
     }
 
-    /// [`close`](Self::close) of the live sessions from the oldest while they are due: the
-    /// first ones `close` would move to `out`, in the same order. Closing them before the
-    /// settle after the rows keeps creation order: every session left was created later.
-    pub fn close_prefix(&mut self, w: i64, gap: i64, out: &mut Vec<Session>) {
-        let n = self.live.iter().take_while(|s| due(s, w, gap)).count();
-        out.extend(self.live.drain(..n));
+    /// The live sessions due at `w`, seen from the oldest: how many are due before the first
+    /// that is not (what [`close_prefix`](Self::close_prefix) closes), and whether one due
+    /// comes after that (what only [`close`](Self::close) closes). One pass; usually one
+    /// session is live.
+    #[inline]
+    pub fn due_prefix(&self, w: i64, gap: i64) -> (usize, bool) {
+        let live = self.live.as_slice();
+        let prefix = live.iter().take_while(|s| due(s, w, gap)).count();
+        let behind = live.get(prefix + 1..).is_some_and(|rest| rest.iter().any(|s| due(s, w, gap)));
+        (prefix, behind)
+    }
+
+    /// Moves the `prefix` oldest live sessions to `out`, in creation order: the first ones
+    /// `close` would move, when [`due_prefix`](Self::due_prefix) counted them. Closing them
+    /// before the settle after the rows keeps creation order: every session left was created
+    /// later.
+    pub fn close_prefix(&mut self, prefix: usize, out: &mut Vec<Session>) {
+        out.extend(self.live.drain(..prefix));
     }
 
     /// Removes and returns (in creation order) every session with `last < w − gap`.
     pub fn close(&mut self, w: i64, gap: i64, out: &mut Vec<Session>) {
-        out.extend(self.live.extract_if(.., |s| due(s, w, gap)));
+        if self.any_due(w, gap) {
+            out.extend(self.live.drain_filter(|s| due(s, w, gap)));
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use smallvec::smallvec;
+
     use super::*;
 
     const GAP: i64 = 10;
@@ -260,7 +285,8 @@ mod tests {
     #[test]
     fn no_yes_no() {
         let session = |id: i64, t: i64| Session { id, first: t, last: t, merged: Vec::new(), slot: id as u32 };
-        let mut s = Sessions { live: vec![session(0, 0), session(1, 20), session(2, 25), session(3, 40)], next_id: 4 };
+        let mut s =
+            Sessions { live: smallvec![session(0, 0), session(1, 20), session(2, 25), session(3, 40)], next_id: 4 };
         let mut merges = Vec::new();
         s.detect_merges(1, GAP, &mut merges);
         assert_eq!(bounds(&s), vec![(0, 0, 0, vec![]), (1, 20, 25, vec![2]), (3, 40, 40, vec![])]);
@@ -347,5 +373,43 @@ mod tests {
         assert!(s.live.is_empty());
         assert_eq!(s.next_id, 2);
         s.close(crate::time::NEG_INF, GAP, &mut out);
+    }
+
+    /// `due_prefix` counts the due sessions before the first live one and sees a due one
+    /// anywhere behind it; `close_prefix` then closes exactly the counted ones, and `close`
+    /// the rest. Sessions as out-of-order rows leave them: a later session may end earlier.
+    #[test]
+    fn due_prefix_and_sessions_due_behind_a_live_one() {
+        let with_lasts = |lasts: &[i64]| {
+            let session = |(id, &t): (usize, &i64)| Session {
+                id: id as i64,
+                first: t,
+                last: t,
+                merged: Vec::new(),
+                slot: id as u32,
+            };
+            Sessions { live: lasts.iter().enumerate().map(session).collect(), next_id: lasts.len() as i64 }
+        };
+        // Due at 20 with gap 10: `last < 10`.
+        for (lasts, expected) in [
+            (&[][..], (0, false)),
+            (&[0][..], (1, false)),
+            (&[100][..], (0, false)),
+            (&[0, 1][..], (2, false)),
+            (&[100, 0][..], (0, true)),
+            (&[0, 100, 5][..], (1, true)),
+            (&[0, 100, 200, 5][..], (1, true)),
+            (&[0, 100, 200, 300][..], (1, false)),
+        ] {
+            let mut s = with_lasts(lasts);
+            let (prefix, behind) = s.due_prefix(20, GAP);
+            assert_eq!((prefix, behind), expected, "lasts {lasts:?}");
+            let mut out = Vec::new();
+            s.close_prefix(prefix, &mut out);
+            assert!(out.iter().all(|x| x.last < 10) && out.len() == prefix, "lasts {lasts:?}");
+            assert_eq!(s.any_due(20, GAP), behind, "lasts {lasts:?}");
+            s.close(20, GAP, &mut out);
+            assert_eq!(out.len(), lasts.iter().filter(|&&t| t < 10).count(), "lasts {lasts:?}");
+        }
     }
 }
