@@ -18,6 +18,24 @@ pub(crate) fn prefetch<T>(value: &T) {
     }
 }
 
+/// [`prefetch`] for the elements of `values`, at most [`SLICE_LINES`] cache lines from the
+/// first.
+#[inline(always)]
+pub(crate) fn prefetch_slice<T>(values: &[T]) {
+    let start = values.as_ptr().cast::<i8>();
+    let misalign = start as usize % LINE;
+    let end = (misalign + std::mem::size_of_val(values)).min(SLICE_LINES * LINE);
+    let mut at = 0;
+    while at < end {
+        prefetch_line(start.wrapping_sub(misalign).wrapping_add(at));
+        at += LINE;
+    }
+}
+
+/// The most lines [`prefetch_slice`] asks for: a sliding key's open windows (five or six of
+/// 32 bytes) span three or four.
+const SLICE_LINES: usize = 4;
+
 /// The cache line size of the processors this is tuned for.
 const LINE: usize = 64;
 

@@ -438,8 +438,15 @@ impl Shard {
                 &block_keys[..block.len()]
             };
             for (i, (&r, &k)) in block.iter().zip(block_keys).enumerate() {
-                if prefetch && let Some(&ahead) = row_keys.get(block_at + i + PREFETCH_AHEAD) {
-                    self.prefetch_key_state(ahead);
+                if prefetch {
+                    if let Some(&ahead) = row_keys.get(block_at + i + PREFETCH_AHEAD) {
+                        self.prefetch_key_state(ahead);
+                    }
+                    // Sliding keys' open lists are on the heap (more than two windows): their
+                    // windows are asked for once the list itself has arrived, half way.
+                    if !tumbling && let Some(&near) = row_keys.get(block_at + i + PREFETCH_AHEAD / 2) {
+                        self.prefetch_open_windows(near);
+                    }
                 }
                 let ts = times[r as usize];
                 let is_late = match lateness {
@@ -589,11 +596,24 @@ impl Shard {
     /// `PREFETCH_FROM_KEYS`).
     #[inline]
     fn prefetch_key_state(&self, k: u32) {
-        crate::cpu::prefetch(&self.per_key[k as usize]);
-        if let Some(open) = self.fixed.get(k as usize) {
+        let ku = k as usize;
+        crate::cpu::prefetch(&self.per_key[ku]);
+        if let Some(open) = self.fixed.get(ku) {
             crate::cpu::prefetch(open);
-        } else if let Some(sessions) = self.sessions.get(k as usize) {
+            if let Some(memo) = self.span_memo.get(ku) {
+                crate::cpu::prefetch(memo);
+            }
+        } else if let Some(sessions) = self.sessions.get(ku) {
             crate::cpu::prefetch(sessions);
+        }
+    }
+
+    /// Asks for key `k`'s open windows where they are on the heap (the list itself should be
+    /// in cache by now: [`Self::prefetch_key_state`]).
+    #[inline]
+    fn prefetch_open_windows(&self, k: u32) {
+        if let Some(open) = self.fixed.get(k as usize).filter(|open| open.spilled()) {
+            crate::cpu::prefetch_slice(open.as_slice());
         }
     }
 
