@@ -8,14 +8,7 @@
 /// without the instruction it does nothing.
 #[inline(always)]
 pub(crate) fn prefetch<T>(value: &T) {
-    let start = std::ptr::from_ref(value).cast::<i8>();
-    let size = std::mem::size_of::<T>().max(1);
-    let misalign = start as usize % LINE;
-    let mut at = 0;
-    while at < misalign + size {
-        prefetch_line(start.wrapping_sub(misalign).wrapping_add(at));
-        at += LINE;
-    }
+    prefetch_lines(std::ptr::from_ref(value).cast(), std::mem::size_of::<T>().max(1));
 }
 
 /// [`prefetch`] for the elements of `values`, at most [`SLICE_LINES`] cache lines from the
@@ -23,10 +16,15 @@ pub(crate) fn prefetch<T>(value: &T) {
 #[inline(always)]
 pub(crate) fn prefetch_slice<T>(values: &[T]) {
     let start = values.as_ptr().cast::<i8>();
+    prefetch_lines(start, std::mem::size_of_val(values).min(SLICE_LINES * LINE - start as usize % LINE));
+}
+
+/// Asks for every cache line of the `size` bytes from `start`.
+#[inline(always)]
+fn prefetch_lines(start: *const i8, size: usize) {
     let misalign = start as usize % LINE;
-    let end = (misalign + std::mem::size_of_val(values)).min(SLICE_LINES * LINE);
     let mut at = 0;
-    while at < end {
+    while at < misalign + size {
         prefetch_line(start.wrapping_sub(misalign).wrapping_add(at));
         at += LINE;
     }
